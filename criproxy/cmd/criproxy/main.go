@@ -1,0 +1,4 @@
+// Command criproxy serves the CRI socket (placeholder).
+package main
+
+func main() {}

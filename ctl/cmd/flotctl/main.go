@@ -1,0 +1,4 @@
+// Command flotctl is Flotilla's admin CLI (placeholder).
+package main
+
+func main() {}
