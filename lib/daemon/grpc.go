@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	daemonv1 "flotilla.dev/proto/daemon/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -34,6 +35,7 @@ func NewServer(socket string, mode os.FileMode, opts ...grpc.ServerOption) (*Ser
 	s := grpc.NewServer(opts...)
 	h := health.NewServer()
 	healthpb.RegisterHealthServer(s, h)
+	daemonv1.RegisterDaemonServiceServer(s, &infoServer{socket: socket})
 	return &Server{GRPC: s, Health: h, Socket: socket, lis: lis}, nil
 }
 
