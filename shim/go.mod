@@ -6,3 +6,8 @@ replace (
 	flotilla.dev/lib => ../lib
 	flotilla.dev/proto => ../proto
 )
+
+require (
+	github.com/containerd/errdefs v1.0.0 // indirect
+	github.com/opencontainers/runtime-spec v1.3.0 // indirect
+)
