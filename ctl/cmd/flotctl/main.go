@@ -1,4 +1,10 @@
-// Command flotctl is Flotilla's admin CLI (placeholder).
+// Command flotctl is Flotilla's admin CLI.
 package main
 
-func main() {}
+import (
+	"os"
+
+	"flotilla.dev/ctl/internal/cli"
+)
+
+func main() { os.Exit(cli.Execute()) }
