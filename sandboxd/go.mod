@@ -5,13 +5,16 @@ go 1.26.0
 replace (
 	flotilla.dev/lib => ../lib
 	flotilla.dev/proto => ../proto
+	flotilla.dev/shim => ../shim
 )
 
 require (
 	flotilla.dev/lib v0.0.0-00010101000000-000000000000
 	flotilla.dev/proto v0.0.0-00010101000000-000000000000
 	github.com/containerd/errdefs v1.0.0
+	github.com/opencontainers/runtime-spec v1.3.0
 	go.etcd.io/bbolt v1.5.0
+	golang.org/x/sys v0.50.0
 	google.golang.org/protobuf v1.36.12
 	k8s.io/cri-api v0.37.2
 )
@@ -32,7 +35,6 @@ require (
 	github.com/pelletier/go-toml/v2 v2.4.3 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/net v0.60.0 // indirect
-	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
