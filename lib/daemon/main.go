@@ -10,16 +10,18 @@ import (
 
 	"flotilla.dev/lib/config"
 	flog "flotilla.dev/lib/log"
+	"flotilla.dev/lib/metrics"
 	"flotilla.dev/lib/version"
 )
 
 // Common is the part of every daemon's configuration that is the same.
 // Daemon configs embed it (flattened into their TOML table).
 type Common struct {
-	Socket    string `toml:"socket" comment:"Unix socket this daemon serves gRPC on (mode 0600)."`
-	LogLevel  string `toml:"log_level" comment:"debug, info, warn or error."`
-	LogFormat string `toml:"log_format" comment:"text or json."`
-	NATSURL   string `toml:"nats_url" comment:"NATS server (or comma-separated cluster) events are published to."`
+	Socket         string `toml:"socket" comment:"Unix socket this daemon serves gRPC on (mode 0600)."`
+	LogLevel       string `toml:"log_level" comment:"debug, info, warn or error."`
+	LogFormat      string `toml:"log_format" comment:"text or json."`
+	NATSURL        string `toml:"nats_url" comment:"NATS server (or comma-separated cluster) events are published to."`
+	MetricsAddress string `toml:"metrics_address" comment:"host:port serving Prometheus /metrics and /debug/pprof; empty disables it."`
 }
 
 // DefaultNATSURL is where the embedded NATS server (in criproxy) listens.
@@ -126,6 +128,12 @@ func Main[C Config](spec Spec[C], args []string, stdout io.Writer) int {
 	ctx, cancel := SignalContext(context.Background())
 	defer cancel()
 	logger.Info("starting", "version", version.Version, "pid", os.Getpid(), "config", *file)
+	if c.MetricsAddress != "" {
+		if err := metrics.Serve(ctx, c.MetricsAddress, logger); err != nil {
+			logger.Error("exiting", "error", err)
+			return 1
+		}
+	}
 	if err := spec.Run(ctx, cfg, logger); err != nil {
 		logger.Error("exiting", "error", err)
 		return 1

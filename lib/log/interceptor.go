@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"flotilla.dev/lib/metrics"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -42,6 +43,7 @@ func requestID(ctx context.Context) string {
 func done(ctx context.Context, l *slog.Logger, method string, start time.Time, err error) error {
 	err = ToStatus(err)
 	code := status.Code(err)
+	metrics.Observe(method, code.String(), time.Since(start))
 	attrs := []any{KeyMethod, method, KeyDuration, time.Since(start), KeyCode, code.String()}
 	if err != nil {
 		attrs = append(attrs, KeyError, status.Convert(err).Message())
