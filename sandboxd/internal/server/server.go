@@ -4,21 +4,30 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 
 	"flotilla.dev/lib/bus"
 	"flotilla.dev/lib/daemon"
 	flog "flotilla.dev/lib/log"
 	"flotilla.dev/lib/version"
 	eventsv1 "flotilla.dev/proto/events/v1"
+	imagev1 "flotilla.dev/proto/image/v1"
+	netv1 "flotilla.dev/proto/net/v1"
 	"flotilla.dev/sandboxd/internal/config"
+	"flotilla.dev/sandboxd/internal/cri"
+	"flotilla.dev/sandboxd/internal/store"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// Runtime implements the CRI RuntimeService.
+// Runtime adds Version and Status to the CRI service (criproxy aggregates
+// them; sandboxd answers for the runtime).
 type Runtime struct {
-	runtimeapi.UnimplementedRuntimeServiceServer
+	*cri.Service
 }
 
 // Version answers for the runtime.
@@ -33,20 +42,70 @@ func (r *Runtime) Status(context.Context, *runtimeapi.StatusRequest) (*runtimeap
 	}}}, nil
 }
 
+func dialUnix(path string) (*grpc.ClientConn, error) {
+	conn, err := grpc.NewClient("unix://"+path, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", path, err)
+	}
+	return conn, nil
+}
+
 // Run serves sandboxd until ctx ends.
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	for _, d := range []string{cfg.Root, cfg.RunRoot} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+	}
+	st, err := store.Open(cfg.Root)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
 	b, err := bus.Connect(cfg.NATSURL, "sandboxd")
 	if err != nil {
 		return err
 	}
 	defer b.Close()
+	imaged, err := dialUnix(cfg.ImagedSocket)
+	if err != nil {
+		return err
+	}
+	defer imaged.Close()
+	netd, err := dialUnix(cfg.NetdSocket)
+	if err != nil {
+		return err
+	}
+	defer netd.Close()
+	shimPath := cfg.ShimPath
+	if shimPath == "" {
+		if exe, err := os.Executable(); err == nil {
+			if p := filepath.Join(filepath.Dir(exe), "flotilla-shim"); fileExists(p) {
+				shimPath = p
+			}
+		}
+	}
+	svc, err := cri.New(ctx, cri.Deps{
+		Config: cfg, Store: st, Bus: b, Log: log,
+		Net: netv1.NewNetServiceClient(netd), Rootfs: imagev1.NewRootfsServiceClient(imaged),
+		Shims: cri.RealShims{Binary: shimPath},
+	})
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
 	srv, err := daemon.NewServer(cfg.Socket, 0o600, flog.ServerOptions(log)...)
 	if err != nil {
 		return err
 	}
-	runtimeapi.RegisterRuntimeServiceServer(srv.GRPC, &Runtime{})
+	runtimeapi.RegisterRuntimeServiceServer(srv.GRPC, &Runtime{Service: svc})
 	b.Publish(eventsv1.SubjectSandboxdStarted, &eventsv1.Envelope{Payload: &eventsv1.Envelope_Daemon{
 		Daemon: &eventsv1.DaemonEvent{Name: "sandboxd", Version: version.Version, Pid: int32(os.Getpid()), Socket: cfg.Socket}}})
 	log.Info("serving", flog.KeySocket, cfg.Socket)
 	return srv.Serve(ctx)
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

@@ -23,6 +23,9 @@ type Pod struct {
 	UTSNS        string   `json:"utsns,omitempty"`
 	ShmPath      string   `json:"shm_path,omitempty"`
 	CgroupParent string   `json:"cgroup_parent,omitempty"`
+	// NameKey identifies the create request that reserved the pod's name
+	// (a kubelet retry after a restart carries the same one).
+	NameKey string `json:"name_key,omitempty"`
 	// InfraID is the pause container's id when the pod shares one PID
 	// namespace; empty otherwise.
 	InfraID string `json:"infra_id,omitempty"`
@@ -61,6 +64,8 @@ type Container struct {
 	Resources []byte `json:"resources,omitempty"`
 	// Infra marks the pod's pause container (hidden from ListContainers).
 	Infra bool `json:"infra,omitempty"`
+	// NameKey identifies the create request that reserved the name.
+	NameKey string `json:"name_key,omitempty"`
 	// StopSignal is the image's stop signal (e.g. "SIGTERM").
 	StopSignal string `json:"stop_signal,omitempty"`
 }
