@@ -46,16 +46,16 @@ var DefaultCapabilities = []string{
 // Defaults returns sandboxd's defaults.
 func Defaults() *Config {
 	return &Config{
-		Common:         daemon.CommonDefaults("/run/flotilla/sandboxd.sock"),
-		Root:           "/var/lib/flotilla/sandboxd",
-		RunRoot:        "/run/flotilla/sandboxd",
-		ImagedSocket:   "/run/flotilla/imaged.sock",
-		NetdSocket:     "/run/flotilla/netd.sock",
-		DefaultRuntime: "runc",
-		Runtimes:       map[string]*Runtime{"runc": {Path: "runc"}},
-		PauseImage:     "registry.k8s.io/pause:3.10",
-		CgroupDriver:   "cgroupfs",
-		StreamAddress:  "127.0.0.1:0",
+		Common:              daemon.CommonDefaults("/run/flotilla/sandboxd.sock"),
+		Root:                "/var/lib/flotilla/sandboxd",
+		RunRoot:             "/run/flotilla/sandboxd",
+		ImagedSocket:        "/run/flotilla/imaged.sock",
+		NetdSocket:          "/run/flotilla/netd.sock",
+		DefaultRuntime:      "runc",
+		Runtimes:            map[string]*Runtime{"runc": {Path: "runc"}},
+		PauseImage:          "registry.k8s.io/pause:3.10",
+		CgroupDriver:        "cgroupfs",
+		StreamAddress:       "127.0.0.1:0",
 		DefaultCapabilities: append([]string(nil), DefaultCapabilities...),
 	}
 }

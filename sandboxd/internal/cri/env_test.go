@@ -182,7 +182,7 @@ func newEnv(t *testing.T) *env {
 	cfg.Root, cfg.RunRoot = filepath.Join(dir, "root"), filepath.Join(dir, "run")
 	cfg.ShimPath = shimBinary(t)
 	e := &env{t: t, cfg: cfg, bus: bus.NewMem("sandboxd"),
-		net:    &testNet{dir: filepath.Join(dir, "net"), pods: map[string]string{}},
+		net: &testNet{dir: filepath.Join(dir, "net"), pods: map[string]string{}},
 		rootfs: &testRootfs{dir: filepath.Join(dir, "rootfs"), live: map[string]bool{}, images: map[string]map[string]any{
 			"busybox": busyboxImage, cfg.PauseImage: {"Entrypoint": []string{"/bin/sleep", "1000000"}},
 		}},

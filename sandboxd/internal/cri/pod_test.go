@@ -17,9 +17,9 @@ import (
 
 func podConfig(name string) *runtimeapi.PodSandboxConfig {
 	return &runtimeapi.PodSandboxConfig{
-		Metadata: &runtimeapi.PodSandboxMetadata{Name: name, Namespace: "default", Uid: name + "-uid"},
-		Hostname: name + "-host",
-		Labels:   map[string]string{"app": name},
+		Metadata:  &runtimeapi.PodSandboxMetadata{Name: name, Namespace: "default", Uid: name + "-uid"},
+		Hostname:  name + "-host",
+		Labels:    map[string]string{"app": name},
 		DnsConfig: &runtimeapi.DNSConfig{Servers: []string{"10.0.0.10"}, Searches: []string{"svc.cluster.local"}, Options: []string{"ndots:5"}},
 		Linux: &runtimeapi.LinuxPodSandboxConfig{
 			CgroupParent: "/flotilla-test",
@@ -152,13 +152,15 @@ func TestPodNameReservationAndRetry(t *testing.T) {
 func TestPodBadInputChangesNothing(t *testing.T) {
 	e := newEnv(t)
 	bad := map[string]func(*runtimeapi.RunPodSandboxRequest){
-		"no metadata":       func(r *runtimeapi.RunPodSandboxRequest) { r.Config.Metadata = nil },
-		"unknown handler":   func(r *runtimeapi.RunPodSandboxRequest) { r.RuntimeHandler = "nope" },
-		"systemd slice":     func(r *runtimeapi.RunPodSandboxRequest) { r.Config.Linux.CgroupParent = "kubepods.slice" },
-		"escaping cgroup":   func(r *runtimeapi.RunPodSandboxRequest) { r.Config.Linux.CgroupParent = "/../../x" },
-		"host sysctl":       func(r *runtimeapi.RunPodSandboxRequest) { r.Config.Linux.Sysctls = map[string]string{"kernel.panic": "1"} },
-		"bad dns":           func(r *runtimeapi.RunPodSandboxRequest) { r.Config.DnsConfig.Servers = []string{"1.1.1.1\nevil"} },
-		"relative log dir":  func(r *runtimeapi.RunPodSandboxRequest) { r.Config.LogDirectory = "logs" },
+		"no metadata":     func(r *runtimeapi.RunPodSandboxRequest) { r.Config.Metadata = nil },
+		"unknown handler": func(r *runtimeapi.RunPodSandboxRequest) { r.RuntimeHandler = "nope" },
+		"systemd slice":   func(r *runtimeapi.RunPodSandboxRequest) { r.Config.Linux.CgroupParent = "kubepods.slice" },
+		"escaping cgroup": func(r *runtimeapi.RunPodSandboxRequest) { r.Config.Linux.CgroupParent = "/../../x" },
+		"host sysctl": func(r *runtimeapi.RunPodSandboxRequest) {
+			r.Config.Linux.Sysctls = map[string]string{"kernel.panic": "1"}
+		},
+		"bad dns":          func(r *runtimeapi.RunPodSandboxRequest) { r.Config.DnsConfig.Servers = []string{"1.1.1.1\nevil"} },
+		"relative log dir": func(r *runtimeapi.RunPodSandboxRequest) { r.Config.LogDirectory = "logs" },
 		"net sysctl hostnet": func(r *runtimeapi.RunPodSandboxRequest) {
 			r.Config.Linux.Sysctls = map[string]string{"net.ipv4.ip_forward": "1"}
 			r.Config.Linux.SecurityContext.NamespaceOptions.Network = runtimeapi.NamespaceMode_NODE

@@ -27,8 +27,8 @@ type entry struct {
 	key     string
 	id      string
 	waiters int // guarded by Registry.mu; for tests
-	err  error
-	done chan struct{}
+	err     error
+	done    chan struct{}
 }
 
 // New returns an empty registry.
