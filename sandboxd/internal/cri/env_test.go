@@ -257,3 +257,11 @@ func shimBinary(t *testing.T) string {
 	}
 	return shimOnce.path
 }
+
+func killPid(pid int) error {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return err
+	}
+	return p.Kill()
+}

@@ -57,6 +57,8 @@ type Service struct {
 	pods map[string]*sandbox
 	ctrs map[string]*container
 
+	streaming *Streaming
+
 	// bg is the context of background work (exit monitors); cancelled by Close.
 	bg     context.Context
 	cancel context.CancelFunc

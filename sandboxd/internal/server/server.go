@@ -94,6 +94,12 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer svc.Close()
+	stream, err := svc.StartStreaming(cfg.StreamAddress)
+	if err != nil {
+		return err
+	}
+	defer stream.Stop()
+	log.Info("streaming server listening", "address", stream.Addr)
 	srv, err := daemon.NewServer(cfg.Socket, 0o600, flog.ServerOptions(log)...)
 	if err != nil {
 		return err

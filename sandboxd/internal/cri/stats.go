@@ -1,0 +1,141 @@
+package cri
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"flotilla.dev/sandboxd/internal/store"
+	"github.com/opencontainers/cgroups"
+	cgmanager "github.com/opencontainers/cgroups/manager"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// cgroupStats reads a container's cgroup (cgroupfs driver).
+func cgroupStats(path string) (*cgroups.Stats, error) {
+	m, err := cgmanager.New(&cgroups.Cgroup{Path: path, Resources: &cgroups.Resources{}})
+	if err != nil {
+		return nil, err
+	}
+	return m.GetStats()
+}
+
+func (s *Service) cgroupPath(r store.Container) string {
+	parent := "/flotilla"
+	if p, err := s.lookupPod(r.PodID); err == nil {
+		parent = p.snapshot().CgroupParent
+	}
+	return filepath.Join(parent, "flotilla-"+r.ID)
+}
+
+func (s *Service) containerStats(c *container) (*runtimeapi.ContainerStats, error) {
+	r := c.snapshot()
+	now := time.Now().UnixNano()
+	out := &runtimeapi.ContainerStats{
+		Attributes: &runtimeapi.ContainerAttributes{Id: r.ID, Metadata: c.cfg.GetMetadata(),
+			Labels: c.cfg.GetLabels(), Annotations: c.cfg.GetAnnotations()},
+		Cpu:    &runtimeapi.CpuUsage{Timestamp: now},
+		Memory: &runtimeapi.MemoryUsage{Timestamp: now},
+	}
+	if r.State != store.ContainerRunning {
+		return out, nil
+	}
+	st, err := cgroupStats(s.cgroupPath(r))
+	if err != nil {
+		return nil, fmt.Errorf("stats of container %s: %w", r.ID, err)
+	}
+	out.Cpu.UsageCoreNanoSeconds = &runtimeapi.UInt64Value{Value: st.CpuStats.CpuUsage.TotalUsage}
+	mem := st.MemoryStats
+	ws := mem.Usage.Usage
+	if inactive, ok := mem.Stats["total_inactive_file"]; ok && inactive < ws {
+		ws -= inactive
+	}
+	out.Memory.WorkingSetBytes = &runtimeapi.UInt64Value{Value: ws}
+	out.Memory.UsageBytes = &runtimeapi.UInt64Value{Value: mem.Usage.Usage}
+	out.Memory.RssBytes = &runtimeapi.UInt64Value{Value: mem.Stats["total_rss"]}
+	out.Memory.PageFaults = &runtimeapi.UInt64Value{Value: mem.Stats["total_pgfault"]}
+	out.Memory.MajorPageFaults = &runtimeapi.UInt64Value{Value: mem.Stats["total_pgmajfault"]}
+	return out, nil
+}
+
+// ContainerStats returns one container's CPU and memory usage.
+func (s *Service) ContainerStats(ctx context.Context, req *runtimeapi.ContainerStatsRequest) (*runtimeapi.ContainerStatsResponse, error) {
+	c, err := s.lookupContainer(req.GetContainerId())
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.containerStats(c)
+	if err != nil {
+		return nil, err
+	}
+	return &runtimeapi.ContainerStatsResponse{Stats: st}, nil
+}
+
+// ListContainerStats returns the usage of the containers matching the filter.
+func (s *Service) ListContainerStats(ctx context.Context, req *runtimeapi.ListContainerStatsRequest) (*runtimeapi.ListContainerStatsResponse, error) {
+	f := req.GetFilter()
+	list := s.listContainers(&runtimeapi.ContainerFilter{Id: f.GetId(), PodSandboxId: f.GetPodSandboxId(), LabelSelector: f.GetLabelSelector()})
+	resp := &runtimeapi.ListContainerStatsResponse{}
+	for _, item := range list {
+		c, err := s.lookupContainer(item.Id)
+		if err != nil {
+			continue // removed meanwhile
+		}
+		st, err := s.containerStats(c)
+		if err != nil {
+			continue // exited meanwhile
+		}
+		resp.Stats = append(resp.Stats, st)
+	}
+	return resp, nil
+}
+
+// PodSandboxStats sums its containers' usage.
+func (s *Service) PodSandboxStats(ctx context.Context, req *runtimeapi.PodSandboxStatsRequest) (*runtimeapi.PodSandboxStatsResponse, error) {
+	p, err := s.lookupPod(req.GetPodSandboxId())
+	if err != nil {
+		return nil, err
+	}
+	return &runtimeapi.PodSandboxStatsResponse{Stats: s.podStats(p)}, nil
+}
+
+// ListPodSandboxStats returns the usage of the pods matching the filter.
+func (s *Service) ListPodSandboxStats(ctx context.Context, req *runtimeapi.ListPodSandboxStatsRequest) (*runtimeapi.ListPodSandboxStatsResponse, error) {
+	f := req.GetFilter()
+	resp := &runtimeapi.ListPodSandboxStatsResponse{}
+	for _, item := range s.listPods(&runtimeapi.PodSandboxFilter{Id: f.GetId(), LabelSelector: f.GetLabelSelector()}) {
+		if p, err := s.lookupPod(item.Id); err == nil {
+			resp.Stats = append(resp.Stats, s.podStats(p))
+		}
+	}
+	return resp, nil
+}
+
+func (s *Service) podStats(p *sandbox) *runtimeapi.PodSandboxStats {
+	r := p.snapshot()
+	now := time.Now().UnixNano()
+	lin := &runtimeapi.LinuxPodSandboxStats{
+		Cpu:    &runtimeapi.CpuUsage{Timestamp: now, UsageCoreNanoSeconds: &runtimeapi.UInt64Value{}},
+		Memory: &runtimeapi.MemoryUsage{Timestamp: now, WorkingSetBytes: &runtimeapi.UInt64Value{}, UsageBytes: &runtimeapi.UInt64Value{}},
+	}
+	for _, c := range s.podContainers(r.ID) {
+		if c.rec.Infra {
+			continue
+		}
+		st, err := s.containerStats(c)
+		if err != nil {
+			continue
+		}
+		lin.Containers = append(lin.Containers, st)
+		lin.Cpu.UsageCoreNanoSeconds.Value += st.GetCpu().GetUsageCoreNanoSeconds().GetValue()
+		lin.Memory.WorkingSetBytes.Value += st.GetMemory().GetWorkingSetBytes().GetValue()
+		lin.Memory.UsageBytes.Value += st.GetMemory().GetUsageBytes().GetValue()
+	}
+	return &runtimeapi.PodSandboxStats{
+		Attributes: &runtimeapi.PodSandboxAttributes{Id: r.ID, Metadata: p.cfg.GetMetadata(),
+			Labels: p.cfg.GetLabels(), Annotations: p.cfg.GetAnnotations()},
+		Linux: lin,
+	}
+}
+
