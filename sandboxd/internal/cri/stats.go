@@ -138,4 +138,3 @@ func (s *Service) podStats(p *sandbox) *runtimeapi.PodSandboxStats {
 		Linux: lin,
 	}
 }
-
