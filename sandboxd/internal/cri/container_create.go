@@ -43,7 +43,11 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 	}
 	cctx, cancel := timeout(ctx, callTimeout)
 	defer cancel()
+	// Holding the pod's op lock orders the create with StopPodSandbox: a
+	// stop either sees the new container or the create sees a stopped pod.
+	p.op.Lock()
 	c, err := s.createContainer(cctx, p, cfg, false)
+	p.op.Unlock()
 	if err != nil {
 		res.Done("", err)
 		return nil, fmt.Errorf("create container %s: %w", cfg.GetMetadata().GetName(), err)

@@ -21,6 +21,12 @@ func (s *Service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 	}
 	cctx, cancel := timeout(ctx, callTimeout)
 	defer cancel()
+	p, err := s.lookupPod(c.rec.PodID)
+	if err != nil {
+		return nil, fmt.Errorf("start container %s: %w", c.rec.ID, err)
+	}
+	p.op.Lock() // ordered with StopPodSandbox, as for create
+	defer p.op.Unlock()
 	if err := s.startContainer(cctx, c); err != nil {
 		return nil, fmt.Errorf("start container %s: %w", c.rec.ID, err)
 	}
