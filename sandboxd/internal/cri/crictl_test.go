@@ -1,0 +1,105 @@
+package cri
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"flotilla.dev/lib/daemon"
+	flog "flotilla.dev/lib/log"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// serve serves the service on a temp unix socket for crictl.
+func (e *env) serve() string {
+	e.t.Helper()
+	sock := filepath.Join(e.t.TempDir(), "sandboxd.sock")
+	srv, err := daemon.NewServer(sock, 0o600, flog.ServerOptions(slog.New(slog.NewTextHandler(io.Discard, nil)))...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	runtimeapi.RegisterRuntimeServiceServer(srv.GRPC, e.svc)
+	st, err := e.svc.StartStreaming("127.0.0.1:0")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Serve(ctx); close(done) }()
+	e.t.Cleanup(func() { cancel(); <-done; st.Stop() })
+	return sock
+}
+
+func crictl(t *testing.T, sock string, args ...string) string {
+	t.Helper()
+	bin, err := exec.LookPath("crictl")
+	if err != nil {
+		bin = "/work/main/.tools/bin/crictl"
+		if _, err := os.Stat(bin); err != nil {
+			t.Skip("crictl not found")
+		}
+	}
+	full := append([]string{"--runtime-endpoint", "unix://" + sock, "--image-endpoint", "unix://" + sock, "--timeout", "60s"}, args...)
+	out, err := exec.Command(bin, full...).CombinedOutput()
+	if err != nil {
+		if strings.Contains(string(out), "not implemented") {
+			t.Skip("flotilla-shim is not implemented yet")
+		}
+		t.Fatalf("crictl %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func writeJSON(t *testing.T, v any) string {
+	p := filepath.Join(t.TempDir(), "c.json")
+	data, _ := json.Marshal(v)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestCrictlFlow drives sandboxd's socket with crictl: runp, create, start,
+// exec, logs, stop, rm, stopp, rmp (a default crictl pod shares one PID
+// namespace, so this also runs the pause container).
+func TestCrictlFlow(t *testing.T) {
+	e := newEnv(t)
+	sock := e.serve()
+	logDir := filepath.Join(t.TempDir(), "logs")
+	pod := writeJSON(t, map[string]any{
+		"metadata":      map[string]any{"name": "crictl-pod", "namespace": "default", "uid": "crictl-uid"},
+		"log_directory": logDir,
+		"linux":         map[string]any{},
+	})
+	ctr := writeJSON(t, map[string]any{
+		"metadata": map[string]any{"name": "app"},
+		"image":    map[string]any{"image": "busybox"},
+		"command":  []string{"sh", "-c", "echo started; exec sleep 1000"},
+		"log_path": "app.log",
+	})
+	podID := crictl(t, sock, "runp", pod)
+	cid := crictl(t, sock, "create", podID, ctr, pod)
+	crictl(t, sock, "start", cid)
+	if out := crictl(t, sock, "exec", cid, "echo", "hi from exec"); out != "hi from exec" {
+		t.Fatalf("exec: %q", out)
+	}
+	if out := crictl(t, sock, "logs", cid); !strings.Contains(out, "started") {
+		t.Fatalf("logs: %q", out)
+	}
+	if out := crictl(t, sock, "ps", "-q"); out != cid {
+		t.Fatalf("ps: %q", out)
+	}
+	crictl(t, sock, "stop", "-t", "1", cid)
+	crictl(t, sock, "rm", cid)
+	crictl(t, sock, "stopp", podID)
+	crictl(t, sock, "rmp", podID)
+	if out := crictl(t, sock, "pods", "-q"); out != "" {
+		t.Fatalf("pods left: %q", out)
+	}
+}
