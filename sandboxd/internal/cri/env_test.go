@@ -265,3 +265,13 @@ func killPid(pid int) error {
 	}
 	return p.Kill()
 }
+
+func (r *testRootfs) ListRootfs(context.Context, *imagev1.ListRootfsRequest, ...grpc.CallOption) (*imagev1.ListRootfsResponse, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	resp := &imagev1.ListRootfsResponse{}
+	for id := range r.live {
+		resp.Rootfs = append(resp.Rootfs, &imagev1.Rootfs{ContainerId: id})
+	}
+	return resp, nil
+}

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	eventsv1 "flotilla.dev/proto/events/v1"
+	imagev1 "flotilla.dev/proto/image/v1"
+	netv1 "flotilla.dev/proto/net/v1"
 	"flotilla.dev/sandboxd/internal/nsutil"
 	"github.com/containerd/errdefs"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -207,5 +209,40 @@ func TestPodRecordsSurviveRestart(t *testing.T) {
 	}
 	if len(got) != 2 || got[ready] != runtimeapi.PodSandboxState_SANDBOX_READY || got[stopped] != runtimeapi.PodSandboxState_SANDBOX_NOTREADY {
 		t.Fatalf("after restart: %v", got)
+	}
+}
+
+func TestReconcileRemovesOrphans(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	// What a crash in the middle of a create leaves: a pod dir with pinned
+	// namespaces and a network, a rootfs and a bundle, and no records.
+	orphanPod := "0rphan" + strings.Repeat("0", 58)
+	dir := filepath.Join(e.cfg.RunRoot, "pods", orphanPod)
+	paths, err := nsutil.Pin(filepath.Join(dir, "ns"), "x", nsutil.IPC, nsutil.UTS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nsutil.MountShm(filepath.Join(dir, "shm"), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	e.net.SetupPod(ctx, &netv1.SetupPodRequest{PodId: orphanPod})
+	orphanCtr := "0rphanc" + strings.Repeat("0", 57)
+	e.rootfs.CreateRootfs(ctx, &imagev1.CreateRootfsRequest{ContainerId: orphanCtr, Image: "busybox"})
+	os.MkdirAll(filepath.Join(e.cfg.RunRoot, "containers", orphanCtr), 0o700)
+	// And a live pod that must stay.
+	live := e.runPod(podConfig("live"))
+
+	e.svc.reconcile(ctx)
+	if nsutil.IsPinned(paths[nsutil.UTS], nsutil.UTS) || e.net.held() != 1 || e.rootfs.count() != 0 {
+		t.Fatalf("orphans left: pinned %v, networks %d, rootfs %d", nsutil.IsPinned(paths[nsutil.UTS], nsutil.UTS), e.net.held(), e.rootfs.count())
+	}
+	for _, p := range []string{dir, filepath.Join(e.cfg.RunRoot, "containers", orphanCtr)} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Fatalf("%s left", p)
+		}
+	}
+	if _, err := e.svc.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: live}); err != nil {
+		t.Fatal("live pod touched:", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	flog "flotilla.dev/lib/log"
+	"flotilla.dev/sandboxd/internal/nsutil"
 	"flotilla.dev/sandboxd/internal/store"
 	shimclient "flotilla.dev/shim/client"
 	"github.com/containerd/errdefs"
@@ -25,6 +26,14 @@ func (s *Service) recover(ctx context.Context) error {
 		cfg, err := r.PodConfig()
 		if err != nil {
 			return err
+		}
+		if r.State == store.PodReady && (r.UTSNS != "" && !nsutil.IsPinned(r.UTSNS, nsutil.UTS) ||
+			r.IPCNS != "" && !nsutil.IsPinned(r.IPCNS, nsutil.IPC)) {
+			// The namespaces are gone (a reboot): the pod cannot run anything.
+			r.State, r.NetNS = store.PodNotReady, ""
+			if err := s.Store.PutPod(r); err != nil {
+				return err
+			}
 		}
 		s.pods[r.ID] = &sandbox{rec: r, cfg: cfg}
 		s.podNames.Bind(podName(cfg.GetMetadata()), r.NameKey, r.ID)

@@ -119,6 +119,8 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 		s.cancel()
 		return nil, err
 	}
+	// Before serving: nothing is created concurrently with the cleanup.
+	s.reconcile(ctx)
 	return s, nil
 }
 
