@@ -218,6 +218,7 @@ func (s *Service) buildSpec(p *sandbox, pod *store.Pod, id string, cfg *runtimea
 	}
 	if podNS.GetIpc() == runtimeapi.NamespaceMode_NODE {
 		in.IPC = oci.NS{Mode: oci.NSHost}
+		in.ShmPath = "/dev/shm" // the host's, as the host IPC namespace goes with it
 	}
 	if pod.UTSNS == "" {
 		in.UTS = oci.NS{Mode: oci.NSHost}
