@@ -816,9 +816,21 @@ func (x *AttachResponse) GetStdio() *StdioSocket {
 	return nil
 }
 
-// A unix socket carrying a process's stdio. Framing: every frame is one byte
-// of stream (0 stdin, 1 stdout, 2 stderr, 3 close stdin) followed by a 4-byte
-// big-endian length and the payload.
+// A unix socket carrying a process's stdio (mode 0600, in the shim's state
+// directory). Framing: every frame is one byte of type followed by a 4-byte
+// big-endian length and the payload (at most 1 MiB). Types:
+//
+//	0 stdin  (client to shim) bytes for the process's stdin
+//	1 stdout (shim to client)
+//	2 stderr (shim to client; never with a tty)
+//	3 close stdin (client to shim) the client's stdin ended; the process's
+//	  stdin is closed for an exec, and for the container when stdin_once
+//	4 resize (client to shim) 4-byte width, 4-byte height (tty only)
+//	5 exit   (shim to client) 4-byte exit code; the last frame, output is
+//	  complete
+//
+// An exec's socket accepts one connection; the container's attach socket
+// accepts many (output goes to all of them).
 type StdioSocket struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`

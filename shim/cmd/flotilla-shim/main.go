@@ -1,13 +1,11 @@
-// Command flotilla-shim supervises one container (placeholder until the
-// shim lands).
+// Command flotilla-shim supervises one container; see package
+// flotilla.dev/shim/internal/shim. It is started by shim/client.Spawn.
 package main
 
 import (
-	"fmt"
 	"os"
+
+	"flotilla.dev/shim/internal/shim"
 )
 
-func main() {
-	fmt.Fprintln(os.Stderr, "flotilla-shim: not implemented yet")
-	os.Exit(1)
-}
+func main() { os.Exit(shim.Main(os.Args[1:])) }
