@@ -11,11 +11,11 @@ import (
 // Config of netd.
 type Config struct {
 	daemon.Common
-	Root string `toml:"root" comment:"Persistent state (CNI cache, IPAM data)."`
-	RunRoot string `toml:"run_root" comment:"Runtime state; pinned network namespaces live in <run_root>/netns."`
-	ConfDir string `toml:"cni_conf_dir" comment:"Directory of CNI network configurations (.conflist/.conf)."`
+	Root    string   `toml:"root" comment:"Persistent state (CNI cache, IPAM data)."`
+	RunRoot string   `toml:"run_root" comment:"Runtime state; pinned network namespaces live in <run_root>/netns."`
+	ConfDir string   `toml:"cni_conf_dir" comment:"Directory of CNI network configurations (.conflist/.conf)."`
 	BinDirs []string `toml:"cni_bin_dirs" comment:"Directories searched for CNI plugin binaries."`
-	Network string `toml:"network" comment:"Name of the CNI network to use; empty picks the first file by name."`
+	Network string   `toml:"network" comment:"Name of the CNI network to use; empty picks the first file by name."`
 }
 
 // Defaults returns netd's defaults.

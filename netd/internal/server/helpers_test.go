@@ -1,0 +1,300 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"flotilla.dev/lib/bus"
+	"flotilla.dev/netd/internal/config"
+	eventsv1 "flotilla.dev/proto/events/v1"
+	netv1 "flotilla.dev/proto/net/v1"
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+)
+
+// Subnets 10.213.<n>.0/24 are reserved for netd's tests; each test uses its
+// own n so tests of this package never share addresses.
+
+// cniBinDir is the upstream v1.10.0 plugins the tools install builds.
+func cniBinDir(t *testing.T) string {
+	_, file, _, _ := runtime.Caller(0)
+	dir, _ := filepath.Abs(filepath.Join(filepath.Dir(file), "..", "..", "..", ".tools", "cni"))
+	if _, err := os.Stat(filepath.Join(dir, "bridge")); err != nil {
+		t.Skipf("CNI plugins not installed in %s (run hack/install-deps.sh)", dir)
+	}
+	return dir
+}
+
+type env struct {
+	t       *testing.T
+	cfg     *config.Config
+	svc     *Service
+	bus     *bus.Mem
+	bridge  string
+	subnet  string
+	netName string
+	ipamDir string
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// newEnv makes a netd with its own roots, bridge "flt<random>" and subnet
+// 10.213.<n>.0/24. writeConf=false leaves the conf dir empty.
+func newEnv(t *testing.T, n int, writeConf bool) *env {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	bin := cniBinDir(t)
+	root := t.TempDir()
+	cfg := config.Defaults()
+	cfg.Root = filepath.Join(root, "lib")
+	cfg.RunRoot = filepath.Join(root, "run")
+	cfg.ConfDir = filepath.Join(root, "net.d")
+	cfg.BinDirs = []string{bin}
+	if err := os.MkdirAll(cfg.ConfDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, cfg: cfg, bridge: "flt" + randHex(4), subnet: fmt.Sprintf("10.213.%d.0/24", n),
+		netName: "flt-test-" + randHex(4), ipamDir: filepath.Join(cfg.Root, "ipam")}
+	e.restart()
+	t.Cleanup(e.cleanup)
+	if writeConf {
+		e.writeConf("10-test.conflist", e.conflist(nil))
+	}
+	return e
+}
+
+// restart builds a new Service on the same roots, as a restarted netd.
+func (e *env) restart() {
+	e.t.Helper()
+	e.bus = bus.NewMem("netd")
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	svc, err := New(e.cfg, e.bus, log)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	svc.Reconcile(context.Background())
+	e.svc = svc
+}
+
+// cleanup tears down every pod, removes pins and the bridge.
+func (e *env) cleanup() {
+	ctx := context.Background()
+	resp, _ := e.svc.ListPods(ctx, &netv1.ListPodsRequest{})
+	for _, n := range resp.GetNetworks() {
+		if _, err := e.svc.TeardownPod(ctx, &netv1.TeardownPodRequest{PodId: n.GetPodId()}); err != nil {
+			e.t.Errorf("cleanup teardown %s: %v", n.GetPodId(), err)
+		}
+	}
+	e.svc.Reconcile(ctx)
+	if l, err := netlink.LinkByName(e.bridge); err == nil {
+		_ = netlink.LinkDel(l)
+	}
+}
+
+// conflist is bridge (+ host-local in the env's subnet) then portmap and
+// bandwidth, then extra plugins.
+func (e *env) conflist(extra []map[string]any) []byte {
+	plugins := []map[string]any{
+		{"type": "bridge", "bridge": e.bridge, "isGateway": true, "ipMasq": false, "hairpinMode": true,
+			"ipam": map[string]any{"type": "host-local", "ranges": [][]map[string]string{{{"subnet": e.subnet}}},
+				"dataDir": e.ipamDir}},
+		{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
+		{"type": "bandwidth", "capabilities": map[string]bool{"bandwidth": true}},
+	}
+	plugins = append(plugins, extra...)
+	b, _ := json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": e.netName, "plugins": plugins})
+	return b
+}
+
+func (e *env) writeConf(name string, b []byte) {
+	e.t.Helper()
+	p := filepath.Join(e.cfg.ConfDir, name)
+	if err := os.WriteFile(p+".tmp", b, 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.Rename(p+".tmp", p); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) setup(id string, mod func(*netv1.SetupPodRequest)) (*netv1.PodNetwork, error) {
+	req := &netv1.SetupPodRequest{PodId: id, Name: "pod-" + id, Namespace: "default", Uid: "uid-" + id}
+	if mod != nil {
+		mod(req)
+	}
+	resp, err := e.svc.SetupPod(context.Background(), req)
+	return resp.GetNetwork(), err
+}
+
+func (e *env) mustSetup(id string, mod func(*netv1.SetupPodRequest)) *netv1.PodNetwork {
+	e.t.Helper()
+	n, err := e.setup(id, mod)
+	if err != nil {
+		e.t.Fatalf("SetupPod %s: %v", id, err)
+	}
+	if len(n.GetIps()) == 0 || n.GetNetnsPath() == "" {
+		e.t.Fatalf("SetupPod %s: no IP or netns: %v", id, n)
+	}
+	return n
+}
+
+func (e *env) teardown(id string) {
+	e.t.Helper()
+	if _, err := e.svc.TeardownPod(context.Background(), &netv1.TeardownPodRequest{PodId: id}); err != nil {
+		e.t.Fatalf("TeardownPod %s: %v", id, err)
+	}
+}
+
+// allocatedIPs lists host-local's allocations for the env's network.
+func (e *env) allocatedIPs() []string {
+	ents, _ := os.ReadDir(filepath.Join(e.ipamDir, e.netName))
+	var ips []string
+	for _, d := range ents {
+		if net.ParseIP(d.Name()) != nil {
+			ips = append(ips, d.Name())
+		}
+	}
+	return ips
+}
+
+// bridgePorts lists the links enslaved to the env's bridge (host veths).
+func (e *env) bridgePorts() []string {
+	br, err := netlink.LinkByName(e.bridge)
+	if err != nil {
+		return nil
+	}
+	links, _ := netlink.LinkList()
+	var out []string
+	for _, l := range links {
+		if l.Attrs().MasterIndex == br.Attrs().Index {
+			out = append(out, l.Attrs().Name)
+		}
+	}
+	return out
+}
+
+func (e *env) pins() []string {
+	ents, _ := os.ReadDir(filepath.Join(e.cfg.RunRoot, "netns"))
+	var out []string
+	for _, d := range ents {
+		out = append(out, d.Name())
+	}
+	return out
+}
+
+// assertNothingLeft checks no namespace, veth, IP or record remains.
+func (e *env) assertNothingLeft() {
+	e.t.Helper()
+	if p := e.pins(); len(p) > 0 {
+		e.t.Errorf("netns pins left: %v", p)
+	}
+	if ips := e.allocatedIPs(); len(ips) > 0 {
+		e.t.Errorf("IP allocations left: %v", ips)
+	}
+	if v := e.bridgePorts(); len(v) > 0 {
+		e.t.Errorf("veths left on %s: %v", e.bridge, v)
+	}
+	if recs, _ := e.svc.store.List(); len(recs) > 0 {
+		e.t.Errorf("records left: %d", len(recs))
+	}
+}
+
+func (e *env) events(state string) []*eventsv1.NetworkEvent {
+	var out []*eventsv1.NetworkEvent
+	for _, ev := range e.bus.Published {
+		if n := ev.GetNetwork(); n != nil && n.GetState() == state {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// listenIn opens a TCP listener inside the namespace at path that greets
+// every connection with msg.
+func listenIn(t *testing.T, path, addr, msg string) net.Listener {
+	t.Helper()
+	h, err := ns.GetNS(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	var l net.Listener
+	if err := h.Do(func(ns.NetNS) error {
+		var err error
+		l, err = net.Listen("tcp", addr)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Write([]byte(msg))
+			_ = c.Close()
+		}
+	}()
+	return l
+}
+
+// dial connects to addr (from the namespace at path, or the host if path
+// is empty) and returns what the server said.
+func dial(path, addr string) (string, error) {
+	var got string
+	do := func() error {
+		c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		b, err := io.ReadAll(c)
+		got = string(b)
+		return err
+	}
+	if path == "" {
+		return got, do()
+	}
+	h, err := ns.GetNS(path)
+	if err != nil {
+		return "", err
+	}
+	defer h.Close()
+	err = h.Do(func(ns.NetNS) error { return do() })
+	return got, err
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -1,0 +1,53 @@
+package server
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+
+	flog "flotilla.dev/lib/log"
+	"flotilla.dev/netd/internal/netns"
+	"flotilla.dev/netd/internal/store"
+)
+
+// Reconcile runs at start: pods whose setup was interrupted or whose
+// namespace is gone get CNI DEL (releasing their IPs) and are forgotten;
+// pinned namespaces without a record are removed. Pods with a live
+// namespace keep their network.
+func (s *Service) Reconcile(ctx context.Context) {
+	recs, errs := s.store.List()
+	for _, err := range errs {
+		s.log.Error("unreadable pod network record", flog.KeyError, err)
+	}
+	known := map[string]bool{}
+	for _, rec := range recs {
+		if rec.Phase == store.Ready && netns.IsPinned(rec.NetNS) {
+			known[filepath.Base(rec.NetNS)] = true
+			continue
+		}
+		reason := "namespace gone"
+		if rec.Phase != store.Ready {
+			reason = "interrupted setup"
+		}
+		unlock := s.lock(rec.PodID)
+		err := s.teardown(ctx, rec, rec.Phase != store.Ready)
+		unlock()
+		if err != nil {
+			s.log.Warn("release stale pod network", flog.KeyPodID, rec.PodID, "reason", reason, flog.KeyError, err)
+			continue
+		}
+		s.log.Info("released stale pod network", flog.KeyPodID, rec.PodID, "reason", reason)
+	}
+	dir := filepath.Join(s.cfg.RunRoot, "netns")
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if known[e.Name()] {
+			continue
+		}
+		if err := netns.Remove(filepath.Join(dir, e.Name())); err != nil {
+			s.log.Warn("remove orphan netns", "path", filepath.Join(dir, e.Name()), flog.KeyError, err)
+		} else {
+			s.log.Info("removed orphan netns", "path", filepath.Join(dir, e.Name()))
+		}
+	}
+}

@@ -1,0 +1,139 @@
+// Package store persists netd's pod network records, one JSON file per pod,
+// written atomically (temp file, fsync, rename).
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/containerd/errdefs"
+)
+
+// Phase of a pod network record.
+type Phase string
+
+const (
+	// Creating: the namespace exists and CNI ADD may be running; a record
+	// found in this phase at start-up is an interrupted setup.
+	Creating Phase = "creating"
+	// Ready: CNI ADD succeeded.
+	Ready Phase = "ready"
+)
+
+// Record is what netd knows about one pod's network.
+type Record struct {
+	PodID     string   `json:"pod_id"`
+	Name      string   `json:"name"`
+	Namespace string   `json:"namespace"`
+	UID       string   `json:"uid"`
+	Phase     Phase    `json:"phase"`
+	NetNS     string   `json:"netns"`
+	IfName    string   `json:"if_name"`
+	IPs       []string `json:"ips,omitempty"`
+	Network   string   `json:"network"`
+	// ConfList is the exact conflist used for ADD, so CHECK and DEL use the
+	// same plugins even after the configuration changed.
+	ConfList json.RawMessage `json:"conflist"`
+	// Args and CapabilityArgs passed to ADD, reused for CHECK and DEL.
+	Args           [][2]string    `json:"args,omitempty"`
+	CapabilityArgs map[string]any `json:"capability_args,omitempty"`
+}
+
+// Store is a directory of records.
+type Store struct{ dir string }
+
+// Open creates dir if needed.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	return &Store{dir: dir}, nil
+}
+
+func (s *Store) path(id string) string { return filepath.Join(s.dir, id+".json") }
+
+// Put writes r atomically.
+func (s *Store) Put(r *Record) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode record %s: %w", r.PodID, err)
+	}
+	tmp, err := os.CreateTemp(s.dir, ".tmp-"+r.PodID+"-")
+	if err != nil {
+		return fmt.Errorf("write record %s: %w", r.PodID, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("write record %s: %w", r.PodID, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("sync record %s: %w", r.PodID, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write record %s: %w", r.PodID, err)
+	}
+	if err := os.Rename(tmp.Name(), s.path(r.PodID)); err != nil {
+		return fmt.Errorf("write record %s: %w", r.PodID, err)
+	}
+	return nil
+}
+
+// Get reads the record of id (errdefs.ErrNotFound if none).
+func (s *Store) Get(id string) (*Record, error) {
+	b, err := os.ReadFile(s.path(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("pod network %s: %w", id, errdefs.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read record %s: %w", id, err)
+	}
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("decode record %s: %w", id, err)
+	}
+	return &r, nil
+}
+
+// Delete removes the record of id; a missing record is not an error.
+func (s *Store) Delete(id string) error {
+	if err := os.Remove(s.path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("delete record %s: %w", id, err)
+	}
+	return nil
+}
+
+// List returns every record, sorted by pod id. Unreadable records are
+// returned as errors alongside the readable ones.
+func (s *Store) List() ([]*Record, []error) {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, []error{fmt.Errorf("list records: %w", err)}
+	}
+	var out []*Record
+	var errs []error
+	for _, e := range ents {
+		n := e.Name()
+		if strings.HasPrefix(n, ".tmp-") {
+			_ = os.Remove(filepath.Join(s.dir, n)) // interrupted write
+			continue
+		}
+		if !strings.HasSuffix(n, ".json") {
+			continue
+		}
+		r, err := s.Get(strings.TrimSuffix(n, ".json"))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].PodID < out[j].PodID })
+	return out, errs
+}
