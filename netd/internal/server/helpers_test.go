@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"flotilla.dev/lib/bus"
+	"flotilla.dev/netd/conflist"
 	"flotilla.dev/netd/internal/config"
 	eventsv1 "flotilla.dev/proto/events/v1"
 	netv1 "flotilla.dev/proto/net/v1"
@@ -44,6 +45,7 @@ type env struct {
 	bus     *bus.Mem
 	bridge  string
 	subnet  string
+	subnets []string
 	netName string
 	ipamDir string
 }
@@ -73,6 +75,7 @@ func newEnv(t *testing.T, n int, writeConf bool) *env {
 	}
 	e := &env{t: t, cfg: cfg, bridge: "flt" + randHex(4), subnet: fmt.Sprintf("10.213.%d.0/24", n),
 		netName: "flt-test-" + randHex(4), ipamDir: filepath.Join(cfg.Root, "ipam")}
+	e.subnets = []string{e.subnet}
 	e.restart()
 	t.Cleanup(e.cleanup)
 	if writeConf {
@@ -112,18 +115,25 @@ func (e *env) cleanup() {
 	}
 }
 
-// conflist is bridge (+ host-local in the env's subnet) then portmap and
-// bandwidth, then extra plugins.
+// conflist is the shipped shape (conflist.Bridge: bridge + host-local in
+// the env's subnets, portmap, bandwidth, firewall) then extra plugins.
 func (e *env) conflist(extra []map[string]any) []byte {
-	plugins := []map[string]any{
-		{"type": "bridge", "bridge": e.bridge, "isGateway": true, "ipMasq": false, "hairpinMode": true,
-			"ipam": map[string]any{"type": "host-local", "ranges": [][]map[string]string{{{"subnet": e.subnet}}},
-				"dataDir": e.ipamDir}},
-		{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
-		{"type": "bandwidth", "capabilities": map[string]bool{"bandwidth": true}},
+	e.t.Helper()
+	b, err := conflist.Bridge{Name: e.netName, Bridge: e.bridge, Subnets: e.subnets, DataDir: e.ipamDir}.JSON()
+	if err != nil {
+		e.t.Fatal(err)
 	}
-	plugins = append(plugins, extra...)
-	b, _ := json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": e.netName, "plugins": plugins})
+	if len(extra) == 0 {
+		return b
+	}
+	var list map[string]any
+	if err := json.Unmarshal(b, &list); err != nil {
+		e.t.Fatal(err)
+	}
+	for _, p := range extra {
+		list["plugins"] = append(list["plugins"].([]any), p)
+	}
+	b, _ = json.Marshal(list)
 	return b
 }
 

@@ -290,3 +290,40 @@ func indexOf(s, sub string) int {
 	}
 	return -1
 }
+
+func TestDualStackIPv4First(t *testing.T) {
+	e := newEnv(t, 11, false)
+	e.subnets = []string{"fd00:213:11::/64", e.subnet} // IPv6 listed first on purpose
+	e.writeConf("10-test.conflist", e.conflist(nil))
+	p := e.mustSetup("dual", nil)
+	ips := p.GetIps()
+	if len(ips) != 2 || net.ParseIP(ips[0]).To4() == nil || net.ParseIP(ips[1]).To4() != nil {
+		t.Fatalf("want [IPv4 IPv6], got %v", ips)
+	}
+	e.teardown("dual")
+	e.assertNothingLeft()
+}
+
+func TestConcurrentSetups(t *testing.T) {
+	e := newEnv(t, 12, true)
+	const n = 6
+	errc := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func(i int) {
+			_, err := e.setup(fmt.Sprintf("par%d", i), nil)
+			errc <- err
+		}(i)
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errc; err != nil {
+			t.Error(err)
+		}
+	}
+	if got := len(e.allocatedIPs()); got != n {
+		t.Fatalf("want %d distinct IPs, got %d", n, got)
+	}
+	for i := 0; i < n; i++ {
+		e.teardown(fmt.Sprintf("par%d", i))
+	}
+	e.assertNothingLeft()
+}

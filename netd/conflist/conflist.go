@@ -1,0 +1,72 @@
+// Package conflist writes the bridge network configuration Flotilla ships
+// (deploy/cni/10-flotilla.conflist) and that `flotctl up` writes per fleet.
+// It has no dependencies, so other modules can copy or import it.
+package conflist
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+)
+
+// Bridge describes one bridge network.
+type Bridge struct {
+	// Name of the CNI network (netd's `network` key selects by it).
+	Name string
+	// Bridge device on the host, at most 15 bytes, e.g. "flot-3fa9c2".
+	// Unique per fleet so two fleets on one host never share it.
+	Bridge string
+	// Subnets for pod addresses, e.g. "10.88.0.0/16"; one IPv4 and/or one
+	// IPv6 (dual stack). Unique per fleet.
+	Subnets []string
+	// DataDir is host-local's allocation directory; keep it under netd's
+	// root (e.g. <root>/ipam) so a fleet's IPs live with the fleet.
+	DataDir string
+	// IPMasq masquerades pod traffic leaving the host (off for test
+	// networks whose traffic must stay on the machine).
+	IPMasq bool
+}
+
+// JSON returns the conflist: bridge with host-local, portmap (hostPort,
+// including 127.0.0.1 through its snat/route_localnet handling), bandwidth
+// (kubernetes.io/{ingress,egress}-bandwidth) and firewall.
+func (b Bridge) JSON() ([]byte, error) {
+	if b.Name == "" || b.Bridge == "" || b.DataDir == "" || len(b.Subnets) == 0 {
+		return nil, fmt.Errorf("conflist: name, bridge, subnets and data dir are required")
+	}
+	if len(b.Bridge) > 15 {
+		return nil, fmt.Errorf("conflist: bridge name %q longer than 15 bytes", b.Bridge)
+	}
+	var ranges [][]map[string]string
+	var routes []map[string]string
+	for _, s := range b.Subnets {
+		ip, _, err := net.ParseCIDR(s)
+		if err != nil {
+			return nil, fmt.Errorf("conflist: subnet %q: %w", s, err)
+		}
+		ranges = append(ranges, []map[string]string{{"subnet": s}})
+		if ip.To4() != nil {
+			routes = append(routes, map[string]string{"dst": "0.0.0.0/0"})
+		} else {
+			routes = append(routes, map[string]string{"dst": "::/0"})
+		}
+	}
+	list := map[string]any{
+		"cniVersion": "1.0.0",
+		"name":       b.Name,
+		"plugins": []map[string]any{
+			{"type": "bridge", "bridge": b.Bridge, "isGateway": true, "ipMasq": b.IPMasq, "hairpinMode": true,
+				"ipam": map[string]any{"type": "host-local", "ranges": ranges, "routes": routes, "dataDir": b.DataDir}},
+			{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
+			{"type": "bandwidth", "capabilities": map[string]bool{"bandwidth": true}},
+			{"type": "firewall"},
+		},
+	}
+	return json.MarshalIndent(list, "", "  ")
+}
+
+// Default is the network shipped in deploy/cni/10-flotilla.conflist.
+func Default() Bridge {
+	return Bridge{Name: "flotilla", Bridge: "flot0", Subnets: []string{"10.88.0.0/16"},
+		DataDir: "/var/lib/flotilla/netd/ipam", IPMasq: true}
+}
