@@ -144,11 +144,15 @@ func ParseQuantity(s string) (int64, error) {
 }
 
 // Runner runs plugins through libcni with its cache under cacheDir.
-type Runner struct{ cni *libcni.CNIConfig }
+type Runner struct {
+	cni  *libcni.CNIConfig
+	exec *partialExec
+}
 
 // NewRunner searches binDirs for plugins.
 func NewRunner(binDirs []string, cacheDir string) *Runner {
-	return &Runner{cni: libcni.NewCNIConfigWithCacheDir(binDirs, cacheDir, nil)}
+	ex := newPartialExec()
+	return &Runner{cni: libcni.NewCNIConfigWithCacheDir(binDirs, cacheDir, ex), exec: ex}
 }
 
 func rt(id, netns string, args [][2]string, caps map[string]any) *libcni.RuntimeConf {
@@ -159,8 +163,9 @@ func rt(id, netns string, args [][2]string, caps map[string]any) *libcni.Runtime
 func (r *Runner) Add(ctx context.Context, list *libcni.NetworkConfigList, id, netns string, args [][2]string, caps map[string]any) ([]string, error) {
 	res, err := r.cni.AddNetworkList(ctx, list, rt(id, netns, args, caps))
 	if err != nil {
-		return nil, err
+		return nil, err // the partial result stays for the DEL that undoes this
 	}
+	r.exec.forget(id) // libcni cached the whole result
 	cur, err := types100.NewResultFromResult(res)
 	if err != nil {
 		return nil, fmt.Errorf("CNI result of network %q: %w", list.Name, err)
@@ -187,5 +192,9 @@ func (r *Runner) Check(ctx context.Context, list *libcni.NetworkConfigList, id, 
 // Del runs DEL; netns may be empty when the namespace is gone (plugins then
 // still release IPs and host-side rules).
 func (r *Runner) Del(ctx context.Context, list *libcni.NetworkConfigList, id, netns string, args [][2]string, caps map[string]any) error {
-	return r.cni.DelNetworkList(ctx, list, rt(id, netns, args, caps))
+	err := r.cni.DelNetworkList(ctx, list, rt(id, netns, args, caps))
+	if err == nil {
+		r.exec.forget(id)
+	}
+	return err
 }

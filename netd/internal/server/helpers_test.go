@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -204,6 +205,9 @@ func (e *env) bridgePorts() []string {
 	return out
 }
 
+// subnetPrefix is "10.213.<n>." of the env's subnet.
+func (e *env) subnetPrefix() string { return strings.TrimSuffix(e.subnet, "0/24") }
+
 func (e *env) pins() []string {
 	ents, _ := os.ReadDir(filepath.Join(e.cfg.RunRoot, "netns"))
 	var out []string
@@ -224,6 +228,13 @@ func (e *env) assertNothingLeft() {
 	}
 	if v := e.bridgePorts(); len(v) > 0 {
 		e.t.Errorf("veths left on %s: %v", e.bridge, v)
+	}
+	if out, err := exec.Command("iptables-save").Output(); err == nil {
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.Contains(line, e.subnetPrefix()) {
+				e.t.Errorf("iptables rule left: %s", line)
+			}
+		}
 	}
 	if recs, _ := e.svc.store.List(); len(recs) > 0 {
 		e.t.Errorf("records left: %d", len(recs))

@@ -1,0 +1,77 @@
+package cni
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/version"
+)
+
+// partialExec runs plugins like libcni's default and remembers, per
+// container, the output of the last plugin whose ADD succeeded. When ADD
+// fails halfway libcni caches no result, so the DEL that undoes it would
+// reach plugins without prevResult, and plugins that key their cleanup on
+// it (firewall, portmap's per-IP rules) would leave rules behind. DEL
+// without prevResult gets the remembered partial result instead.
+type partialExec struct {
+	invoke.Exec
+	mu   sync.Mutex
+	last map[string]json.RawMessage
+}
+
+func newPartialExec() *partialExec {
+	return &partialExec{
+		Exec: &invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: os.Stderr}, PluginDecoder: version.PluginDecoder{}},
+		last: map[string]json.RawMessage{},
+	}
+}
+
+func envValue(environ []string, key string) string {
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func (e *partialExec) ExecPlugin(ctx context.Context, path string, stdin []byte, environ []string) ([]byte, error) {
+	id := envValue(environ, "CNI_CONTAINERID")
+	switch envValue(environ, "CNI_COMMAND") {
+	case "ADD":
+		out, err := e.Exec.ExecPlugin(ctx, path, stdin, environ)
+		if err == nil && json.Valid(out) {
+			e.mu.Lock()
+			e.last[id] = append(json.RawMessage(nil), out...)
+			e.mu.Unlock()
+		}
+		return out, err
+	case "DEL":
+		e.mu.Lock()
+		prev, ok := e.last[id]
+		e.mu.Unlock()
+		if ok {
+			var conf map[string]json.RawMessage
+			if json.Unmarshal(stdin, &conf) == nil {
+				if _, has := conf["prevResult"]; !has {
+					conf["prevResult"] = prev
+					if b, err := json.Marshal(conf); err == nil {
+						stdin = b
+					}
+				}
+			}
+		}
+	}
+	return e.Exec.ExecPlugin(ctx, path, stdin, environ)
+}
+
+// forget drops what was remembered for id.
+func (e *partialExec) forget(id string) {
+	e.mu.Lock()
+	delete(e.last, id)
+	e.mu.Unlock()
+}
