@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"flotilla.dev/netd/internal/netns"
@@ -325,5 +326,42 @@ func TestConcurrentSetups(t *testing.T) {
 	for i := 0; i < n; i++ {
 		e.teardown(fmt.Sprintf("par%d", i))
 	}
+	e.assertNothingLeft()
+}
+
+func TestCheckPodDetectsBrokenNetworkAndArgsReachPlugins(t *testing.T) {
+	e := newEnv(t, 13, true)
+	e.mustSetup("chk", func(r *netv1.SetupPodRequest) { r.Name, r.Namespace, r.Uid = "web", "shop", "uid-42" })
+	// libcni records what every plugin was called with.
+	cached, err := filepath.Glob(e.cfg.Root + "/cni-cache/results/*chk*")
+	if err != nil || len(cached) != 1 {
+		t.Fatalf("libcni cache under root: %v, %v", cached, err)
+	}
+	b, _ := os.ReadFile(cached[0])
+	for _, want := range []string{`"K8S_POD_NAME","web"`, `"K8S_POD_NAMESPACE","shop"`, `"K8S_POD_UID","uid-42"`, `"K8S_POD_INFRA_CONTAINER_ID","chk"`} {
+		if !contains(string(b), want) {
+			t.Errorf("CNI args lack %s: %s", want, b)
+		}
+	}
+	ctx := context.Background()
+	if _, err := e.svc.CheckPod(ctx, &netv1.CheckPodRequest{PodId: "chk"}); err != nil {
+		t.Fatalf("CheckPod of a healthy pod: %v", err)
+	}
+	ports := e.bridgePorts()
+	if len(ports) != 1 {
+		t.Fatalf("want one veth: %v", ports)
+	}
+	l, _ := netlink.LinkByName(ports[0])
+	if err := netlink.LinkDel(l); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.svc.CheckPod(ctx, &netv1.CheckPodRequest{PodId: "chk"})
+	if err == nil || !contains(err.Error(), "eth0") {
+		t.Fatalf("CheckPod after the veth was deleted: want an error about eth0, got %v", err)
+	}
+	if _, err := e.svc.CheckPod(ctx, &netv1.CheckPodRequest{PodId: "nope"}); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("CheckPod of an unknown pod: want NotFound, got %v", err)
+	}
+	e.teardown("chk")
 	e.assertNothingLeft()
 }
