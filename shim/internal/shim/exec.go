@@ -231,7 +231,7 @@ func (s *service) exec(ctx context.Context, p *execProc, r *shimv1.ExecRequest) 
 	defer cancel()
 	consoleName := ""
 	if cs != nil {
-		consoleName = cs.name
+		consoleName = filepath.Join(s.cfg.StateDir, cs.name)
 	}
 	pid, exitCh, err := s.startExec(rctx, name, r.ProcessJson, stdio, consoleName)
 	if err != nil {

@@ -118,7 +118,7 @@ func (s *service) create(ctx context.Context) error {
 	}
 	args := []string{"create", "--bundle", s.cfg.Bundle, "--pid-file", layout.ContainerPidFile}
 	if s.cfg.Terminal {
-		args = append(args, "--console-socket", layout.ConsoleSocketFile)
+		args = append(args, "--console-socket", filepath.Join(s.cfg.StateDir, layout.ConsoleSocketFile))
 	}
 	args = append(args, s.cfg.ID)
 	if err := s.rt.Run(ctx, cio.runtimeStdio(), args...); err != nil {
