@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -16,18 +17,51 @@ import (
 // fails halfway libcni caches no result, so the DEL that undoes it would
 // reach plugins without prevResult, and plugins that key their cleanup on
 // it (firewall, portmap's per-IP rules) would leave rules behind. DEL
-// without prevResult gets the remembered partial result instead.
+// without prevResult gets the remembered partial result instead. Partial
+// results are also written under dir, so a netd killed in the middle of an
+// ADD still undoes it completely at its next start.
 type partialExec struct {
 	invoke.Exec
+	dir  string
 	mu   sync.Mutex
 	last map[string]json.RawMessage
 }
 
-func newPartialExec() *partialExec {
+func newPartialExec(dir string) *partialExec {
 	return &partialExec{
 		Exec: &invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: os.Stderr}, PluginDecoder: version.PluginDecoder{}},
+		dir:  dir,
 		last: map[string]json.RawMessage{},
 	}
+}
+
+func (e *partialExec) file(id string) string { return filepath.Join(e.dir, id+".json") }
+
+func (e *partialExec) remember(id string, out []byte) {
+	e.mu.Lock()
+	e.last[id] = append(json.RawMessage(nil), out...)
+	e.mu.Unlock()
+	if id == "" || strings.ContainsAny(id, "/") || os.MkdirAll(e.dir, 0o700) != nil {
+		return
+	}
+	tmp := e.file(id) + ".tmp"
+	if os.WriteFile(tmp, out, 0o600) == nil {
+		_ = os.Rename(tmp, e.file(id))
+	}
+}
+
+func (e *partialExec) recall(id string) (json.RawMessage, bool) {
+	e.mu.Lock()
+	prev, ok := e.last[id]
+	e.mu.Unlock()
+	if ok || id == "" || strings.ContainsAny(id, "/") {
+		return prev, ok
+	}
+	b, err := os.ReadFile(e.file(id))
+	if err != nil || !json.Valid(b) {
+		return nil, false
+	}
+	return b, true
 }
 
 func envValue(environ []string, key string) string {
@@ -45,16 +79,11 @@ func (e *partialExec) ExecPlugin(ctx context.Context, path string, stdin []byte,
 	case "ADD":
 		out, err := e.Exec.ExecPlugin(ctx, path, stdin, environ)
 		if err == nil && json.Valid(out) {
-			e.mu.Lock()
-			e.last[id] = append(json.RawMessage(nil), out...)
-			e.mu.Unlock()
+			e.remember(id, out)
 		}
 		return out, err
 	case "DEL":
-		e.mu.Lock()
-		prev, ok := e.last[id]
-		e.mu.Unlock()
-		if ok {
+		if prev, ok := e.recall(id); ok {
 			var conf map[string]json.RawMessage
 			if json.Unmarshal(stdin, &conf) == nil {
 				if _, has := conf["prevResult"]; !has {
@@ -74,4 +103,5 @@ func (e *partialExec) forget(id string) {
 	e.mu.Lock()
 	delete(e.last, id)
 	e.mu.Unlock()
+	_ = os.Remove(e.file(id))
 }

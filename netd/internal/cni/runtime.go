@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -151,7 +152,7 @@ type Runner struct {
 
 // NewRunner searches binDirs for plugins.
 func NewRunner(binDirs []string, cacheDir string) *Runner {
-	ex := newPartialExec()
+	ex := newPartialExec(filepath.Join(cacheDir, "partial"))
 	return &Runner{cni: libcni.NewCNIConfigWithCacheDir(binDirs, cacheDir, ex), exec: ex}
 }
 

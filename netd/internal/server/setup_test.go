@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"flotilla.dev/netd/internal/netns"
+	"flotilla.dev/netd/internal/store"
 	netv1 "flotilla.dev/proto/net/v1"
 	"github.com/containerd/errdefs"
 	"github.com/vishvananda/netlink"
@@ -364,4 +366,46 @@ func TestCheckPodDetectsBrokenNetworkAndArgsReachPlugins(t *testing.T) {
 	}
 	e.teardown("chk")
 	e.assertNothingLeft()
+}
+
+// A netd killed in the middle of ADD leaves a record in the creating phase,
+// no libcni cache entry and the partial result of the plugins that ran; the
+// next start undoes all of it (namespace, IP, firewall rules).
+func TestInterruptedSetupUndoneAtStart(t *testing.T) {
+	e := newEnv(t, 14, true)
+	e.mustSetup("cut", nil)
+	rec, err := e.svc.store.Get("cut")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Phase = store.Creating
+	if err := e.svc.store.Put(rec); err != nil {
+		t.Fatal(err)
+	}
+	cached, _ := filepath.Glob(e.cfg.Root + "/cni-cache/results/*cut*")
+	if len(cached) != 1 {
+		t.Fatalf("libcni cache: %v", cached)
+	}
+	b, _ := os.ReadFile(cached[0])
+	var c struct {
+		Result json.RawMessage `json:"result"`
+	}
+	if err := json.Unmarshal(b, &c); err != nil || len(c.Result) == 0 {
+		t.Fatalf("cache entry: %v", err)
+	}
+	if err := os.Remove(cached[0]); err != nil {
+		t.Fatal(err)
+	}
+	partial := e.cfg.Root + "/cni-cache/partial"
+	if err := os.MkdirAll(partial, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(partial+"/cut.json", c.Result, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.restart()
+	e.assertNothingLeft()
+	if _, err := os.Stat(partial + "/cut.json"); !os.IsNotExist(err) {
+		t.Errorf("partial result left: %v", err)
+	}
 }
