@@ -30,7 +30,7 @@ import (
 // own n so tests of this package never share addresses.
 
 // cniBinDir is the upstream v1.10.0 plugins the tools install builds.
-func cniBinDir(t *testing.T) string {
+func cniBinDir(t testing.TB) string {
 	_, file, _, _ := runtime.Caller(0)
 	dir, _ := filepath.Abs(filepath.Join(filepath.Dir(file), "..", "..", "..", ".tools", "cni"))
 	if _, err := os.Stat(filepath.Join(dir, "bridge")); err != nil {
@@ -40,7 +40,7 @@ func cniBinDir(t *testing.T) string {
 }
 
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	cfg     *config.Config
 	svc     *Service
 	bus     *bus.Mem
@@ -59,7 +59,7 @@ func randHex(n int) string {
 
 // newEnv makes a netd with its own roots, bridge "flt<random>" and subnet
 // 10.213.<n>.0/24. writeConf=false leaves the conf dir empty.
-func newEnv(t *testing.T, n int, writeConf bool) *env {
+func newEnv(t testing.TB, n int, writeConf bool) *env {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")

@@ -25,12 +25,14 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	svc.Reconcile(flog.WithLogger(ctx, log))
-	svc.network()
+	// The socket is taken first: a second netd on the same socket fails
+	// here, before its reconcile could touch the first one's pods.
 	srv, err := daemon.NewServer(cfg.Socket, 0o600, flog.ServerOptions(log)...)
 	if err != nil {
 		return err
 	}
+	svc.Reconcile(flog.WithLogger(ctx, log))
+	svc.network()
 	netv1.RegisterNetServiceServer(srv.GRPC, svc)
 	b.Publish(eventsv1.SubjectNetdStarted, &eventsv1.Envelope{Payload: &eventsv1.Envelope_Daemon{
 		Daemon: &eventsv1.DaemonEvent{Name: "netd", Version: version.Version, Pid: int32(os.Getpid()), Socket: cfg.Socket}}})
