@@ -171,9 +171,12 @@ func (c *Client) Exec(ctx context.Context, opts ExecOptions, streams Streams) (E
 }
 
 // Attach connects streams to the container's own stdio (stdin only when
-// the container was spawned with Stdin). It returns when the container
-// exits, when ctx ends, or when Stdin reaches EOF and the output is idle
-// (with StdinOnce, the container's stdin is then closed).
+// the container was spawned with Stdin). Output is what the container
+// writes from now on (earlier output is in the log). Stdin EOF closes the
+// container's stdin when it was spawned with StdinOnce (as does the end of
+// the first attach); otherwise stdin stays open for the next attach.
+// Attach returns nil when the container exits, ctx's error when ctx ends
+// (the container keeps running), or an error when the shim goes away.
 func (c *Client) Attach(ctx context.Context, streams Streams) error {
 	return c.impl.attach(ctx, streams)
 }

@@ -26,6 +26,15 @@ func TestLifecycleLogsAndExitFile(t *testing.T) {
 	if err != nil || st.Status != client.StatusCreated || st.Pid == 0 || st.ID != c.id {
 		t.Fatalf("state after spawn = %+v, %v", st, err)
 	}
+	for _, sock := range []string{"shim.sock", "attach.sock"} {
+		fi, err := os.Stat(filepath.Join(c.stateDir, sock))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", sock, fi.Mode())
+		}
+	}
 	if _, err := client.ReadExitFile(c.stateDir); !errdefs.IsNotFound(err) {
 		t.Fatalf("exit file before exit: %v", err)
 	}

@@ -108,6 +108,11 @@ func stage2(args []string) int {
 		}
 		cfg.Runtime = p
 	}
+	// A reused state dir must not show a previous container's exit.
+	if err := os.Remove(layout.ExitFile); err != nil && !os.IsNotExist(err) {
+		report(sync, err)
+		return 1
+	}
 	if err := layout.WriteFileAtomic(cfg.StateDir, layout.PidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
 		report(sync, err)
 		return 1
