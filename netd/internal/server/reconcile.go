@@ -8,6 +8,7 @@ import (
 	flog "flotilla.dev/lib/log"
 	"flotilla.dev/netd/internal/netns"
 	"flotilla.dev/netd/internal/store"
+	eventsv1 "flotilla.dev/proto/events/v1"
 )
 
 // Reconcile runs at start: pods whose setup was interrupted or whose
@@ -37,6 +38,7 @@ func (s *Service) Reconcile(ctx context.Context) {
 			continue
 		}
 		s.log.Info("released stale pod network", flog.KeyPodID, rec.PodID, "reason", reason)
+		s.publish(eventsv1.SubjectNetworkTeardown, rec.PodID, "teardown", rec.IPs, "released at start: "+reason)
 	}
 	dir := filepath.Join(s.cfg.RunRoot, "netns")
 	ents, _ := os.ReadDir(dir)

@@ -70,6 +70,12 @@ func (s *Service) SetupPod(ctx context.Context, req *netv1.SetupPodRequest) (*ne
 	if err := s.store.Put(rec); err != nil {
 		return nil, err
 	}
+	// No record owns a pin left at this path (say, from a crash before the
+	// last reconcile): it is stale.
+	if err := netns.Remove(rec.NetNS); err != nil {
+		_ = s.store.Delete(id)
+		return nil, fmt.Errorf("pod %s: %w", id, err)
+	}
 	if err := netns.Create(rec.NetNS); err != nil {
 		_ = s.store.Delete(id)
 		return nil, fmt.Errorf("pod %s: %w", id, err)

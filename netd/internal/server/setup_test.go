@@ -409,3 +409,17 @@ func TestInterruptedSetupUndoneAtStart(t *testing.T) {
 		t.Errorf("partial result left: %v", err)
 	}
 }
+
+func TestStalePinWithoutRecordIsReplaced(t *testing.T) {
+	e := newEnv(t, 16, true)
+	stale := e.svc.netnsPath("again")
+	if err := netns.Create(stale); err != nil {
+		t.Fatal(err)
+	}
+	p := e.mustSetup("again", nil)
+	if p.GetNetnsPath() != stale || !netns.IsPinned(stale) {
+		t.Fatalf("setup over a stale pin: %v", p)
+	}
+	e.teardown("again")
+	e.assertNothingLeft()
+}
