@@ -118,9 +118,14 @@ func TestKillExecSyncExecUpdate(t *testing.T) {
 	if err != nil || !res.TimedOut || res.ExitCode != 128+9 {
 		t.Fatalf("exec sync with timeout = %+v, %v", res, err)
 	}
-	// The timed-out process is gone: only the init (sleep 1000) remains.
-	res, err = cl.ExecSync(ctx(t), &specs.Process{Args: []string{"sh", "-c", "ls /proc | grep -c '^[0-9]'"}, Cwd: "/", Env: []string{"PATH=/bin"}}, 0)
-	_ = res
+	// Output beyond 16 MiB is dropped (ttrpc alone would stop at 4 MiB).
+	res, err = cl.ExecSync(ctx(t), &specs.Process{Args: []string{"head", "-c", "20000000", "/dev/zero"}, Cwd: "/", Env: []string{"PATH=/bin"}}, 0)
+	if err != nil || len(res.Stdout) != 16<<20 || res.ExitCode != 0 {
+		t.Fatalf("exec sync of 20 MB: %d bytes, exit %d, %v", len(res.Stdout), res.ExitCode, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(c.stateDir, "execsync-*")); len(left) != 0 {
+		t.Errorf("exec sync files left: %v", left)
+	}
 	if _, err := cl.ExecSync(ctx(t), &specs.Process{Args: []string{"/nonexistent"}, Cwd: "/"}, 0); err == nil {
 		t.Error("exec sync of a missing binary succeeded")
 	}

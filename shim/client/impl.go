@@ -265,7 +265,35 @@ func (c *conn) execSync(ctx context.Context, p *specs.Process, t time.Duration) 
 	if err != nil {
 		return ExecSyncResult{}, native(err)
 	}
-	return ExecSyncResult{Stdout: r.Stdout, Stderr: r.Stderr, ExitCode: r.ExitCode, TimedOut: r.TimedOut}, nil
+	res := ExecSyncResult{ExitCode: r.ExitCode, TimedOut: r.TimedOut}
+	var errs []error
+	for _, o := range []struct {
+		path string
+		dst  *[]byte
+	}{{r.StdoutPath, &res.Stdout}, {r.StderrPath, &res.Stderr}} {
+		if o.path == "" {
+			continue
+		}
+		b, err := readCapped(o.path, maxExecOutput)
+		*o.dst = b
+		errs = append(errs, err, os.Remove(o.path))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return ExecSyncResult{}, fmt.Errorf("exec sync output: %w", err)
+	}
+	return res, nil
+}
+
+const maxExecOutput = 16 << 20
+
+// readCapped reads at most max bytes of the file at path.
+func readCapped(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, max))
 }
 
 func (c *conn) exec(ctx context.Context, o ExecOptions, s Streams) (Exit, error) {

@@ -548,12 +548,15 @@ func (x *ExecSyncRequest) GetTimeoutMs() int64 {
 	return 0
 }
 
+// The output is in two files in the shim's state directory (ttrpc messages
+// are limited to 4 MiB; output is capped at 16 MiB per stream). The caller
+// reads and removes them.
 type ExecSyncResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Stdout        []byte                 `protobuf:"bytes,1,opt,name=stdout,proto3" json:"stdout,omitempty"`
-	Stderr        []byte                 `protobuf:"bytes,2,opt,name=stderr,proto3" json:"stderr,omitempty"`
 	ExitCode      int32                  `protobuf:"varint,3,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
 	TimedOut      bool                   `protobuf:"varint,4,opt,name=timed_out,json=timedOut,proto3" json:"timed_out,omitempty"`
+	StdoutPath    string                 `protobuf:"bytes,5,opt,name=stdout_path,json=stdoutPath,proto3" json:"stdout_path,omitempty"`
+	StderrPath    string                 `protobuf:"bytes,6,opt,name=stderr_path,json=stderrPath,proto3" json:"stderr_path,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -588,20 +591,6 @@ func (*ExecSyncResponse) Descriptor() ([]byte, []int) {
 	return file_shim_v1_shim_proto_rawDescGZIP(), []int{9}
 }
 
-func (x *ExecSyncResponse) GetStdout() []byte {
-	if x != nil {
-		return x.Stdout
-	}
-	return nil
-}
-
-func (x *ExecSyncResponse) GetStderr() []byte {
-	if x != nil {
-		return x.Stderr
-	}
-	return nil
-}
-
 func (x *ExecSyncResponse) GetExitCode() int32 {
 	if x != nil {
 		return x.ExitCode
@@ -614,6 +603,20 @@ func (x *ExecSyncResponse) GetTimedOut() bool {
 		return x.TimedOut
 	}
 	return false
+}
+
+func (x *ExecSyncResponse) GetStdoutPath() string {
+	if x != nil {
+		return x.StdoutPath
+	}
+	return ""
+}
+
+func (x *ExecSyncResponse) GetStderrPath() string {
+	if x != nil {
+		return x.StderrPath
+	}
+	return ""
 }
 
 type ExecRequest struct {
@@ -1311,12 +1314,14 @@ const file_shim_v1_shim_proto_rawDesc = "" +
 	"\x0fExecSyncRequest\x12!\n" +
 	"\fprocess_json\x18\x01 \x01(\fR\vprocessJson\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\x02 \x01(\x03R\ttimeoutMs\"|\n" +
-	"\x10ExecSyncResponse\x12\x16\n" +
-	"\x06stdout\x18\x01 \x01(\fR\x06stdout\x12\x16\n" +
-	"\x06stderr\x18\x02 \x01(\fR\x06stderr\x12\x1b\n" +
+	"timeout_ms\x18\x02 \x01(\x03R\ttimeoutMs\"\x9a\x01\n" +
+	"\x10ExecSyncResponse\x12\x1b\n" +
 	"\texit_code\x18\x03 \x01(\x05R\bexitCode\x12\x1b\n" +
-	"\ttimed_out\x18\x04 \x01(\bR\btimedOut\"q\n" +
+	"\ttimed_out\x18\x04 \x01(\bR\btimedOut\x12\x1f\n" +
+	"\vstdout_path\x18\x05 \x01(\tR\n" +
+	"stdoutPath\x12\x1f\n" +
+	"\vstderr_path\x18\x06 \x01(\tR\n" +
+	"stderrPathJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03\"q\n" +
 	"\vExecRequest\x12\x17\n" +
 	"\aexec_id\x18\x01 \x01(\tR\x06execId\x12!\n" +
 	"\fprocess_json\x18\x02 \x01(\fR\vprocessJson\x12\x10\n" +

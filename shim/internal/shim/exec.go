@@ -85,19 +85,36 @@ func (s *service) ExecSync(ctx context.Context, r *shimv1.ExecSyncRequest) (*shi
 		return nil, err
 	}
 	defer errR.Close()
-	var stdout, stderr cappedBuffer
+	name := fmt.Sprintf("execsync-%d", execSeq.Add(1))
+	outFile, err := os.OpenFile(name+".stdout", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		outW.Close()
+		errW.Close()
+		return nil, err
+	}
+	defer outFile.Close()
+	errFile, err := os.OpenFile(name+".stderr", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		outW.Close()
+		errW.Close()
+		os.Remove(outFile.Name())
+		return nil, err
+	}
+	defer errFile.Close()
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); io.Copy(&stdout, outR) }()
-	go func() { defer wg.Done(); io.Copy(&stderr, errR) }()
+	go func() { defer wg.Done(); copyCapped(outFile, outR) }()
+	go func() { defer wg.Done(); copyCapped(errFile, errR) }()
 
 	rctx, cancel := withDeadline(ctx)
 	defer cancel()
-	name := fmt.Sprintf("execsync-%d", execSeq.Add(1))
 	pid, exitCh, err := s.startExec(rctx, name, r.ProcessJson, runtime.Stdio{Out: outW, Err: errW}, "")
 	outW.Close()
 	errW.Close()
 	if err != nil {
+		waitOrClose(&wg, 2*time.Second, outR, errR)
+		os.Remove(outFile.Name())
+		os.Remove(errFile.Name())
 		return nil, err
 	}
 	var timeout <-chan time.Time
@@ -106,7 +123,10 @@ func (s *service) ExecSync(ctx context.Context, r *shimv1.ExecSyncRequest) (*shi
 		defer t.Stop()
 		timeout = t.C
 	}
-	resp := &shimv1.ExecSyncResponse{}
+	resp := &shimv1.ExecSyncResponse{
+		StdoutPath: filepath.Join(s.cfg.StateDir, outFile.Name()),
+		StderrPath: filepath.Join(s.cfg.StateDir, errFile.Name()),
+	}
 	var e reaper.Exit
 	select {
 	case e = <-exitCh:
@@ -117,11 +137,13 @@ func (s *service) ExecSync(ctx context.Context, r *shimv1.ExecSyncRequest) (*shi
 	case <-ctx.Done():
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		<-exitCh
+		waitOrClose(&wg, 2*time.Second, outR, errR)
+		os.Remove(outFile.Name())
+		os.Remove(errFile.Name())
 		return nil, ctx.Err()
 	}
 	waitOrClose(&wg, 2*time.Second, outR, errR)
 	resp.ExitCode = e.Code
-	resp.Stdout, resp.Stderr = stdout.Bytes(), stderr.Bytes()
 	return resp, nil
 }
 
@@ -142,17 +164,13 @@ func waitOrClose(wg *sync.WaitGroup, d time.Duration, files ...*os.File) {
 	}
 }
 
-// cappedBuffer keeps the first MaxExecOutput bytes and drains the rest.
-type cappedBuffer struct{ b []byte }
-
-func (c *cappedBuffer) Write(p []byte) (int, error) {
-	if room := MaxExecOutput - len(c.b); room > 0 {
-		c.b = append(c.b, p[:min(room, len(p))]...)
+// copyCapped copies the first MaxExecOutput bytes of r to w and drains
+// the rest, so the process never blocks on a full pipe.
+func copyCapped(w io.Writer, r io.Reader) {
+	if _, err := io.CopyN(w, r, MaxExecOutput); err == nil {
+		_, _ = io.Copy(io.Discard, r)
 	}
-	return len(p), nil
 }
-
-func (c *cappedBuffer) Bytes() []byte { return c.b }
 
 func (s *service) Exec(ctx context.Context, r *shimv1.ExecRequest) (*shimv1.ExecResponse, error) {
 	if !execIDRe.MatchString(r.ExecId) {
