@@ -313,3 +313,78 @@ func TestSpawnErrors(t *testing.T) {
 		t.Errorf("connect to an empty dir: %v", err)
 	}
 }
+
+func TestTerminalExecAndDeleteCreated(t *testing.T) {
+	c := newCtr(t, false, "sleep", "1000")
+	cl := c.spawn(t, nil)
+	// A second shim on the same state dir is refused.
+	if _, err := client.Spawn(ctx(t), c.opts()); !errdefs.IsAlreadyExists(err) {
+		t.Fatalf("second spawn on one state dir: %v", err)
+	}
+	if _, err := cl.Start(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	// Exec with a terminal: size set through the resize channel, input
+	// echoed by the pty, one merged output stream.
+	resize := make(chan client.Size, 1)
+	resize <- client.Size{Width: 120, Height: 30}
+	close(resize)
+	pr, pw := io.Pipe()
+	var out syncBuffer
+	done := make(chan error, 1)
+	var exit client.Exit
+	go func() {
+		var err error
+		exit, err = cl.Exec(ctx(t), client.ExecOptions{ID: "tty1", Tty: true, Stdin: true,
+			Process: &specs.Process{Args: []string{"sh", "-c", "read l; stty size; echo got:$l; exit 7"}, Cwd: "/", Env: []string{"PATH=/bin"}}},
+			client.Streams{Stdin: pr, Stdout: &out, Resize: resize})
+		done <- err
+	}()
+	pw.Write([]byte("hi\n"))
+	if err := <-done; err != nil {
+		t.Fatalf("tty exec: %v", err)
+	}
+	pw.Close()
+	if exit.Code != 7 || !strings.Contains(out.String(), "30 120") || !strings.Contains(out.String(), "got:hi") {
+		t.Errorf("tty exec exit %d, output %q", exit.Code, out.String())
+	}
+	// An exec killed through KillExec.
+	execDone := make(chan client.Exit, 1)
+	go func() {
+		e, _ := cl.Exec(ctx(t), client.ExecOptions{ID: "sleeper", Process: &specs.Process{Args: []string{"sleep", "1000"}, Cwd: "/", Env: []string{"PATH=/bin"}}}, client.Streams{})
+		execDone <- e
+	}()
+	waitFor(t, "exec to start", func() bool {
+		return cl.KillExec(ctx(t), "sleeper", syscall.SIGTERM) == nil
+	})
+	if e := <-execDone; e.Code != 128+15 {
+		t.Errorf("killed exec exit = %+v", e)
+	}
+	if err := cl.Kill(ctx(t), syscall.SIGKILL, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Wait(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	c.finish(t, cl)
+
+	// Delete of a created (never started) container: its init dies, the
+	// exit is recorded, the shim shuts down.
+	c2 := newCtr(t, false, "sleep", "1000")
+	cl2 := c2.spawn(t, nil)
+	pid, _ := cl2.ShimPid()
+	if err := cl2.Delete(ctx(t)); err != nil {
+		t.Fatalf("delete created: %v", err)
+	}
+	if st, err := cl2.State(ctx(t)); err != nil || st.Status != client.StatusStopped {
+		t.Fatalf("state after delete = %+v, %v", st, err)
+	}
+	if _, err := client.ReadExitFile(c2.stateDir); err != nil {
+		t.Errorf("exit file after delete: %v", err)
+	}
+	if err := cl2.Shutdown(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	reap(t, pid)
+	c2.assertNoRuncState(t)
+}

@@ -51,7 +51,10 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(tmp)
 	shimBin = filepath.Join(tmp, "flotilla-shim")
-	if out, err := exec.Command("go", "build", "-o", shimBin, "flotilla.dev/shim/cmd/flotilla-shim").CombinedOutput(); err != nil {
+	// FLOTILLA_SHIM_BUILD_FLAGS="-race" builds the shim under test with the race detector.
+	build := append([]string{"build", "-o", shimBin}, strings.Fields(os.Getenv("FLOTILLA_SHIM_BUILD_FLAGS"))...)
+	build = append(build, "flotilla.dev/shim/cmd/flotilla-shim")
+	if out, err := exec.Command("go", build...).CombinedOutput(); err != nil {
 		fmt.Printf("build shim: %v\n%s", err, out)
 		return 1
 	}

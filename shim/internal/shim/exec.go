@@ -419,7 +419,13 @@ func (s *service) killExec(id string, sig uint32) error {
 		return nil
 	default:
 	}
-	if err := syscall.Kill(p.pid, syscall.Signal(sig)); err != nil && err != syscall.ESRCH {
+	s.mu.Lock()
+	pid := p.pid
+	s.mu.Unlock()
+	if pid <= 0 { // never signal 0 or -1: that is the shim's own group
+		return fmt.Errorf("kill exec %s: not started yet: %w", id, errdefs.ErrFailedPrecondition)
+	}
+	if err := syscall.Kill(pid, syscall.Signal(sig)); err != nil && err != syscall.ESRCH {
 		return fmt.Errorf("kill exec %s: %w", id, err)
 	}
 	return nil
