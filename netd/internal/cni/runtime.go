@@ -11,6 +11,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 )
 
@@ -198,4 +199,15 @@ func (r *Runner) Del(ctx context.Context, list *libcni.NetworkConfigList, id, ne
 		r.exec.forget(id)
 	}
 	return err
+}
+
+// GC deletes libcni-cached attachments of list that are not in valid and,
+// for cniVersion 1.1.0 and later, asks every plugin to release what it
+// holds for other containers (host-local frees leaked IPs).
+func (r *Runner) GC(ctx context.Context, list *libcni.NetworkConfigList, valid []string) error {
+	args := &libcni.GCArgs{}
+	for _, id := range valid {
+		args.ValidAttachments = append(args.ValidAttachments, types.GCAttachment{ContainerID: id, IfName: IfName})
+	}
+	return r.cni.GCNetworkList(ctx, list, args)
 }

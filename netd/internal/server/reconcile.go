@@ -40,6 +40,7 @@ func (s *Service) Reconcile(ctx context.Context) {
 		s.log.Info("released stale pod network", flog.KeyPodID, rec.PodID, "reason", reason)
 		s.publish(eventsv1.SubjectNetworkTeardown, rec.PodID, "teardown", rec.IPs, "released at start: "+reason)
 	}
+	s.gc(ctx)
 	dir := filepath.Join(s.cfg.RunRoot, "netns")
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
@@ -51,5 +52,30 @@ func (s *Service) Reconcile(ctx context.Context) {
 		} else {
 			s.log.Info("removed orphan netns", "path", filepath.Join(dir, e.Name()))
 		}
+	}
+}
+
+// gc runs CNI GC on the current network with every pod netd still holds as
+// a valid attachment: libcni runs DEL for attachments in its cache that no
+// record owns (a hand-deleted record), and for cniVersion >= 1.1.0 the
+// plugins' GC runs too (upstream bridge v1.10 does not pass GC on to
+// host-local, so IPs leaked outside libcni's cache are not found that way).
+func (s *Service) gc(ctx context.Context) {
+	st, _ := s.loader.Load()
+	if !st.Ready() {
+		return
+	}
+	recs, errs := s.store.List()
+	if len(errs) > 0 {
+		return // an unreadable record may be a live pod: collect nothing
+	}
+	var valid []string
+	for _, r := range recs {
+		valid = append(valid, r.PodID)
+	}
+	gctx, cancel := context.WithTimeout(ctx, pluginTimeout)
+	defer cancel()
+	if err := s.runner.GC(gctx, st.List, valid); err != nil {
+		s.log.Warn("CNI GC", "network", st.List.Name, flog.KeyError, err)
 	}
 }

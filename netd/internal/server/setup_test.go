@@ -423,3 +423,23 @@ func TestStalePinWithoutRecordIsReplaced(t *testing.T) {
 	e.teardown("again")
 	e.assertNothingLeft()
 }
+
+// A pod whose record was lost (deleted by hand) is still known to libcni's
+// cache: the start-up GC runs DEL for it, releasing its IP and veth.
+func TestStartGCReleasesAttachmentsWithoutRecord(t *testing.T) {
+	e := newEnv(t, 17, true)
+	keep := e.mustSetup("keep", nil)
+	e.mustSetup("lost", nil)
+	if err := e.svc.store.Delete("lost"); err != nil {
+		t.Fatal(err)
+	}
+	e.restart()
+	if ips := e.allocatedIPs(); len(ips) != 1 || ips[0] != keep.GetIps()[0] {
+		t.Fatalf("after start-up GC want only %s allocated, got %v", keep.GetIps()[0], ips)
+	}
+	if v := e.bridgePorts(); len(v) != 1 {
+		t.Fatalf("want only keep's veth, got %v", v)
+	}
+	e.teardown("keep")
+	e.assertNothingLeft()
+}
