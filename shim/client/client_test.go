@@ -388,3 +388,26 @@ func TestTerminalExecAndDeleteCreated(t *testing.T) {
 	reap(t, pid)
 	c2.assertNoRuncState(t)
 }
+
+func TestLongStateDirWithTerminal(t *testing.T) {
+	c := newCtr(t, true, "sh", "-c", "echo on a tty")
+	// Longer than a unix socket path may be: the shim and client work around it.
+	c.stateDir = filepath.Join(c.stateDir, strings.Repeat("d", 60), strings.Repeat("e", 60))
+	cl := c.spawn(t, nil)
+	if _, err := cl.Start(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if exit, err := cl.Wait(ctx(t)); err != nil || exit.Code != 0 {
+		t.Fatalf("wait = %+v, %v", exit, err)
+	}
+	if log := readLog(t, c.logPath); !strings.Contains(log, "stdout F on a tty\r") {
+		t.Errorf("log %q", log)
+	}
+	cl.Close()
+	if cl, err := client.Connect(ctx(t), c.stateDir); err != nil {
+		t.Fatalf("reconnect through a long path: %v", err)
+	} else {
+		c.finish(t, cl)
+		cl.Close()
+	}
+}

@@ -249,7 +249,7 @@ func (s *service) exec(ctx context.Context, p *execProc, r *shimv1.ExecRequest) 
 	defer cancel()
 	consoleName := ""
 	if cs != nil {
-		consoleName = filepath.Join(s.cfg.StateDir, cs.name)
+		consoleName = runtimeSocketPath(s.cfg.StateDir, cs.name)
 	}
 	pid, exitCh, err := s.startExec(rctx, name, r.ProcessJson, stdio, consoleName)
 	if err != nil {

@@ -109,6 +109,16 @@ func listen(name string) (*net.UnixListener, error) {
 	return l, nil
 }
 
+// runtimeSocketPath names a socket in the state dir for the runtime. A path
+// too long for sun_path (108 bytes) goes through /proc/<shim>/cwd, which is
+// the state dir.
+func runtimeSocketPath(stateDir, name string) string {
+	if p := filepath.Join(stateDir, name); len(p) < 100 {
+		return p
+	}
+	return fmt.Sprintf("/proc/%d/cwd/%s", os.Getpid(), name)
+}
+
 // create runs `runtime create` with the container's stdio and starts
 // copying its output and watching its exit.
 func (s *service) create(ctx context.Context) error {
@@ -118,7 +128,7 @@ func (s *service) create(ctx context.Context) error {
 	}
 	args := []string{"create", "--bundle", s.cfg.Bundle, "--pid-file", layout.ContainerPidFile}
 	if s.cfg.Terminal {
-		args = append(args, "--console-socket", filepath.Join(s.cfg.StateDir, layout.ConsoleSocketFile))
+		args = append(args, "--console-socket", runtimeSocketPath(s.cfg.StateDir, layout.ConsoleSocketFile))
 	}
 	args = append(args, s.cfg.ID)
 	if err := s.rt.Run(ctx, cio.runtimeStdio(), args...); err != nil {
