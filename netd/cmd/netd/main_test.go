@@ -20,6 +20,7 @@ import (
 	netv1 "flotilla.dev/proto/net/v1"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -36,6 +37,15 @@ func TestKilledNetdKeepsNetworks(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(cniBin, "bridge")); err != nil {
 		t.Skip("CNI plugins not installed")
 	}
+	// Hold the test's subnet against a concurrent run of this test.
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "flotilla-netd-test-10.213.20.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lock.Close() })
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "netd")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {

@@ -24,6 +24,7 @@ import (
 	netv1 "flotilla.dev/proto/net/v1"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Subnets 10.213.<n>.0/24 are reserved for netd's tests; each test uses its
@@ -65,6 +66,7 @@ func newEnv(t testing.TB, n int, writeConf bool) *env {
 		t.Skip("needs root")
 	}
 	bin := cniBinDir(t)
+	lockSubnet(t, n)
 	root := t.TempDir()
 	cfg := config.Defaults()
 	cfg.Root = filepath.Join(root, "lib")
@@ -83,6 +85,21 @@ func newEnv(t testing.TB, n int, writeConf bool) *env {
 		e.writeConf("10-test.conflist", e.conflist(nil))
 	}
 	return e
+}
+
+// lockSubnet holds 10.213.<n>.0/24 for the test: a concurrent run of the
+// same test (another checkout, a second go test) waits instead of putting a
+// second gateway on the subnet.
+func lockSubnet(t testing.TB, n int) {
+	t.Helper()
+	f, err := os.OpenFile(fmt.Sprintf("%s/flotilla-netd-test-10.213.%d.lock", os.TempDir(), n), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Close() }) // closing releases the lock
 }
 
 // restart builds a new Service on the same roots, as a restarted netd.
