@@ -126,10 +126,10 @@ func (s *Service) recordExit(c *container, exit shimclient.Exit) {
 	if !changed {
 		return
 	}
-	close(c.exit)
 	s.Log.Info("container exited", flog.KeyContainerID, c.rec.ID, "exit_code", exit.Code, "oom", exit.OOMKilled)
 	if exit.OOMKilled {
 		s.publishContainer(c, "oom")
 	}
 	s.publishContainer(c, "exited")
+	close(c.exit) // after the events: a waiter sees them published
 }

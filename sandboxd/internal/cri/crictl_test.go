@@ -25,6 +25,9 @@ func (e *env) serve() string {
 		e.t.Fatal(err)
 	}
 	runtimeapi.RegisterRuntimeServiceServer(srv.GRPC, e.svc)
+	// crictl validates an image endpoint before exec; imaged serves it in
+	// a fleet, an empty one does here.
+	runtimeapi.RegisterImageServiceServer(srv.GRPC, emptyImages{})
 	st, err := e.svc.StartStreaming("127.0.0.1:0")
 	if err != nil {
 		e.t.Fatal(err)
@@ -36,8 +39,19 @@ func (e *env) serve() string {
 	return sock
 }
 
-func crictl(t *testing.T, sock string, args ...string) string {
-	t.Helper()
+type emptyImages struct {
+	runtimeapi.UnimplementedImageServiceServer
+}
+
+func (emptyImages) ListImages(context.Context, *runtimeapi.ListImagesRequest) (*runtimeapi.ListImagesResponse, error) {
+	return &runtimeapi.ListImagesResponse{}, nil
+}
+
+func (emptyImages) ImageFsInfo(context.Context, *runtimeapi.ImageFsInfoRequest) (*runtimeapi.ImageFsInfoResponse, error) {
+	return &runtimeapi.ImageFsInfoResponse{}, nil
+}
+
+func crictlPath(t *testing.T) string {
 	bin, err := exec.LookPath("crictl")
 	if err != nil {
 		bin = "/work/main/.tools/bin/crictl"
@@ -45,10 +59,20 @@ func crictl(t *testing.T, sock string, args ...string) string {
 			t.Skip("crictl not found")
 		}
 	}
-	full := append([]string{"--runtime-endpoint", "unix://" + sock, "--image-endpoint", "unix://" + sock, "--timeout", "60s"}, args...)
-	out, err := exec.Command(bin, full...).CombinedOutput()
+	return bin
+}
+
+func crictl(t *testing.T, sock string, args ...string) string {
+	t.Helper()
+	bin := crictlPath(t)
+	full := append([]string{"--runtime-endpoint", "unix://" + sock, "--timeout", "60s"}, args...)
+	cmd := exec.Command(bin, full...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		if strings.Contains(string(out), "not implemented") {
+		out = append(out, stderr.String()...)
+		if strings.Contains(string(out), "shim client: not implemented") {
 			t.Skip("flotilla-shim is not implemented yet")
 		}
 		t.Fatalf("crictl %v: %v\n%s", args, err, out)

@@ -168,6 +168,7 @@ type env struct {
 	bus    *bus.Mem
 	net    *testNet
 	rootfs *testRootfs
+	up     bool
 }
 
 var busyboxImage = map[string]any{"Cmd": []string{"sh"}, "Env": []string{"PATH=/bin"}}
@@ -203,10 +204,11 @@ func (e *env) start() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.svc, e.store = svc, st
+	e.svc, e.store, e.up = svc, st, true
 }
 
 func (e *env) stop() {
+	e.up = false
 	e.svc.Close()
 	e.store.Close()
 }
@@ -214,6 +216,9 @@ func (e *env) stop() {
 // cleanup removes every pod left and checks nothing leaked.
 func (e *env) cleanup() {
 	ctx := context.Background()
+	if !e.up { // a test failed while sandboxd was "down"
+		e.start()
+	}
 	for _, p := range e.svc.listPods(nil) {
 		if _, err := e.svc.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.Id}); err != nil {
 			e.t.Errorf("cleanup remove pod %s: %v", p.Id, err)

@@ -24,24 +24,6 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// Runtime adds Version and Status to the CRI service (criproxy aggregates
-// them; sandboxd answers for the runtime).
-type Runtime struct {
-	*cri.Service
-}
-
-// Version answers for the runtime.
-func (r *Runtime) Version(context.Context, *runtimeapi.VersionRequest) (*runtimeapi.VersionResponse, error) {
-	return &runtimeapi.VersionResponse{Version: "0.1.0", RuntimeName: "flotilla", RuntimeVersion: version.Version, RuntimeApiVersion: version.CRIVersion}, nil
-}
-
-// Status reports RuntimeReady.
-func (r *Runtime) Status(context.Context, *runtimeapi.StatusRequest) (*runtimeapi.StatusResponse, error) {
-	return &runtimeapi.StatusResponse{Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{
-		{Type: runtimeapi.RuntimeReady, Status: true},
-	}}}, nil
-}
-
 func dialUnix(path string) (*grpc.ClientConn, error) {
 	conn, err := grpc.NewClient("unix://"+path, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -104,7 +86,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	runtimeapi.RegisterRuntimeServiceServer(srv.GRPC, &Runtime{Service: svc})
+	runtimeapi.RegisterRuntimeServiceServer(srv.GRPC, svc)
 	b.Publish(eventsv1.SubjectSandboxdStarted, &eventsv1.Envelope{Payload: &eventsv1.Envelope_Daemon{
 		Daemon: &eventsv1.DaemonEvent{Name: "sandboxd", Version: version.Version, Pid: int32(os.Getpid()), Socket: cfg.Socket}}})
 	log.Info("serving", flog.KeySocket, cfg.Socket)
