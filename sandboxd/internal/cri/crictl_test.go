@@ -72,9 +72,6 @@ func crictl(t *testing.T, sock string, args ...string) string {
 	out, err := cmd.Output()
 	if err != nil {
 		out = append(out, stderr.String()...)
-		if strings.Contains(string(out), "shim client: not implemented") {
-			t.Skip("flotilla-shim is not implemented yet")
-		}
 		t.Fatalf("crictl %v: %v\n%s", args, err, out)
 	}
 	return strings.TrimSpace(string(out))
