@@ -111,6 +111,9 @@ func (s *Service) createContainer(ctx context.Context, p *sandbox, cfg *runtimea
 	if err != nil {
 		return nil, err
 	}
+	if err := createHostPaths(cfg.GetMounts()); err != nil {
+		return nil, err
+	}
 	spec, err := s.buildSpec(p, &pod, id, cfg, img, mounted.GetMountPoint(), infra)
 	if err != nil {
 		return nil, err
@@ -291,4 +294,21 @@ func (s *Service) pidNSOf(id string) (string, error) {
 
 func ctrKey(podID string, cfg *runtimeapi.ContainerConfig) string {
 	return requestKey(cfg, &runtimeapi.CreateContainerRequest{PodSandboxId: podID})
+}
+
+// createHostPaths creates missing bind-mount sources as directories, as the
+// kubelet expects (a hostPath volume of type "" or DirectoryOrCreate).
+func createHostPaths(mounts []*runtimeapi.Mount) error {
+	for _, m := range mounts {
+		src := m.GetHostPath()
+		if !filepath.IsAbs(src) {
+			return fmt.Errorf("mount host_path %q is not absolute: %w", src, errdefs.ErrInvalidArgument)
+		}
+		if _, err := os.Lstat(src); os.IsNotExist(err) {
+			if err := os.MkdirAll(src, 0o755); err != nil {
+				return fmt.Errorf("create missing mount source %s: %w", src, err)
+			}
+		}
+	}
+	return nil
 }

@@ -1,0 +1,132 @@
+package cri
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/containerd/errdefs"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+func TestMountsSecurityAndResources(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	podID, pcfg := e.podWithLogs("features")
+	host := t.TempDir()
+	os.WriteFile(filepath.Join(host, "f"), []byte("from host"), 0o644)
+	missing := filepath.Join(t.TempDir(), "does", "not", "exist")
+	cfg := ctrConfig("feat", "sleep", "1000")
+	cfg.Mounts = []*runtimeapi.Mount{
+		{ContainerPath: "/data", HostPath: host, Readonly: true},
+		{ContainerPath: "/made", HostPath: missing},
+	}
+	cfg.Linux.SecurityContext.ReadonlyRootfs = true
+	cfg.Linux.SecurityContext.Seccomp = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
+	cfg.Linux.Resources = &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 64 << 20}
+	id := e.create(podID, pcfg, cfg)
+	e.startCtr(id)
+	if fi, err := os.Stat(missing); err != nil || !fi.IsDir() {
+		t.Fatalf("missing host path not created: %v", err)
+	}
+	if out, _ := e.execSync(id, "cat", "/data/f"); out != "from host" {
+		t.Errorf("bind mount: %q", out)
+	}
+	if _, code := e.execSync(id, "sh", "-c", "echo x > /data/g"); code == 0 {
+		t.Error("read-only mount is writable")
+	}
+	if _, code := e.execSync(id, "sh", "-c", "echo x > /root/x"); code == 0 {
+		t.Error("read-only rootfs is writable")
+	}
+	if _, code := e.execSync(id, "sh", "-c", "echo x > /made/x"); code != 0 {
+		t.Error("created mount is not writable")
+	}
+	if out, _ := e.execSync(id, "grep", "^Seccomp:", "/proc/self/status"); !strings.HasSuffix(out, "2") {
+		t.Errorf("RuntimeDefault seccomp not applied: %q", out)
+	}
+	if out, _ := e.execSync(id, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"); out != "67108864" {
+		t.Errorf("memory limit %q", out)
+	}
+	// UpdateContainerResources changes the live cgroup and the status.
+	if _, err := e.svc.UpdateContainerResources(ctx, &runtimeapi.UpdateContainerResourcesRequest{ContainerId: id,
+		Linux: &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 128 << 20}}); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := e.execSync(id, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"); out != "134217728" {
+		t.Errorf("memory limit after update %q", out)
+	}
+	if got := e.status(id).GetResources().GetLinux().GetMemoryLimitInBytes(); got != 128<<20 {
+		t.Errorf("status resources %d", got)
+	}
+	// The target PID namespace: a second container sees the first's processes.
+	peek := ctrConfig("peek", "sleep", "1001")
+	peek.Linux.SecurityContext.NamespaceOptions = &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_TARGET, TargetId: id}
+	pid := e.create(podID, pcfg, peek)
+	e.startCtr(pid)
+	if out, _ := e.execSync(pid, "cat", "/proc/1/cmdline"); !strings.HasPrefix(out, "sleep") || !strings.Contains(out, "1000") {
+		t.Errorf("target pid ns: pid 1 is %q", out)
+	}
+	// Bad input changes nothing.
+	bad := ctrConfig("bad", "true")
+	bad.Mounts = []*runtimeapi.Mount{{ContainerPath: "rel", HostPath: host}}
+	if _, err := e.svc.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: bad}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("relative mount: %v", err)
+	}
+	bad = ctrConfig("bad2", "true")
+	bad.LogPath = "../../escape.log"
+	if _, err := e.svc.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: bad}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("escaping log path: %v", err)
+	}
+	if _, err := e.svc.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: "nope", Config: ctrConfig("x", "true")}); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("unknown pod: %v", err)
+	}
+	if n := len(e.svc.listContainers(nil)); n != 2 {
+		t.Errorf("%d containers after bad creates", n)
+	}
+}
+
+func TestReopenLogAndExecStdin(t *testing.T) {
+	e := newEnv(t)
+	sock := e.serve()
+	ctx := context.Background()
+	podID, pcfg := e.podWithLogs("reopen")
+	id := e.create(podID, pcfg, ctrConfig("talker", "sh", "-c", "while true; do echo line; sleep 0.05; done"))
+	e.startCtr(id)
+	logPath := e.status(id).LogPath
+	rotated := logPath + ".1"
+	if err := os.Rename(logPath, rotated); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.ReopenContainerLog(ctx, &runtimeapi.ReopenContainerLogRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	// The reopened file exists and gets new lines.
+	e.execSync(id, "sleep", "0.3")
+	f, err := os.Open(logPath)
+	if err != nil {
+		t.Fatal("no new log file after reopen:", err)
+	}
+	line, _ := bufio.NewReader(f).ReadString('\n')
+	f.Close()
+	if !strings.HasSuffix(line, " stdout F line\n") {
+		t.Fatalf("reopened log: %q", line)
+	}
+	// Interactive exec with stdin through the streaming server.
+	cmd := exec.Command(crictlPath(t), "--runtime-endpoint", "unix://"+sock, "exec", "-i", id, "sh", "-c", "read x; echo got $x")
+	cmd.Stdin = strings.NewReader("hello\n")
+	out, err := cmd.Output()
+	if err != nil || strings.TrimSpace(string(out)) != "got hello" {
+		t.Fatalf("exec -i: %q %v", out, err)
+	}
+	// Non-zero exit codes come back through the stream (crictl prints them).
+	cmd = exec.Command(crictlPath(t), "--runtime-endpoint", "unix://"+sock, "exec", id, "sh", "-c", "exit 5")
+	msg, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(msg), "command terminated with exit code 5") {
+		t.Fatalf("exec exit code: %v: %s", err, msg)
+	}
+}
