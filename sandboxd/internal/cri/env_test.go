@@ -161,7 +161,7 @@ func copyFile(src, dst string, mode os.FileMode) error {
 }
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	svc    *Service
 	cfg    *config.Config
 	store  *store.Store
@@ -173,7 +173,7 @@ type env struct {
 
 var busyboxImage = map[string]any{"Cmd": []string{"sh"}, "Env": []string{"PATH=/bin"}}
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
@@ -243,7 +243,7 @@ var shimOnce struct {
 }
 
 // shimBinary builds flotilla-shim once per test binary.
-func shimBinary(t *testing.T) string {
+func shimBinary(t testing.TB) string {
 	shimOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "flotilla-shim-bin-")
 		if err != nil {
