@@ -52,9 +52,9 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 		res.Done("", err)
 		return nil, fmt.Errorf("create container %s: %w", cfg.GetMetadata().GetName(), err)
 	}
-	res.Done(c.rec.ID, nil)
+	res.Done(c.id, nil)
 	s.publishContainer(c, "created")
-	return &runtimeapi.CreateContainerResponse{ContainerId: c.rec.ID}, nil
+	return &runtimeapi.CreateContainerResponse{ContainerId: c.id}, nil
 }
 
 // createContainer builds and creates one container (the pause container
@@ -158,7 +158,7 @@ func (s *Service) createContainer(ctx context.Context, p *sandbox, cfg *runtimea
 	if err := s.Store.PutContainer(rec); err != nil {
 		return nil, err
 	}
-	c := &container{rec: rec, cfg: cfg, shim: sh, exit: make(chan struct{})}
+	c := newContainer(rec, cfg, sh)
 	s.mu.Lock()
 	s.ctrs[id] = c
 	s.mu.Unlock()

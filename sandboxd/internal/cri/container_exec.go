@@ -34,10 +34,10 @@ func (s *Service) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest)
 	t := time.Duration(req.GetTimeout()) * time.Second
 	res, err := c.shim.ExecSync(ctx, proc, t)
 	if err != nil {
-		return nil, fmt.Errorf("exec in container %s: %w", c.rec.ID, err)
+		return nil, fmt.Errorf("exec in container %s: %w", c.id, err)
 	}
 	if res.TimedOut {
-		return nil, fmt.Errorf("exec in container %s: command %v timed out after %v: %w", c.rec.ID, req.GetCmd(), t, context.DeadlineExceeded)
+		return nil, fmt.Errorf("exec in container %s: command %v timed out after %v: %w", c.id, req.GetCmd(), t, context.DeadlineExceeded)
 	}
 	return &runtimeapi.ExecSyncResponse{Stdout: res.Stdout, Stderr: res.Stderr, ExitCode: res.ExitCode}, nil
 }

@@ -34,7 +34,7 @@ func (s *Service) listContainers(f *runtimeapi.ContainerFilter) []*runtimeapi.Co
 	s.mu.RLock()
 	all := make([]*container, 0, len(s.ctrs))
 	for _, c := range s.ctrs {
-		if !c.rec.Infra {
+		if !c.infra {
 			all = append(all, c)
 		}
 	}
@@ -42,7 +42,7 @@ func (s *Service) listContainers(f *runtimeapi.ContainerFilter) []*runtimeapi.Co
 	var out []*runtimeapi.Container
 	for _, c := range all {
 		st := s.containerStatus(c)
-		podID := c.rec.PodID
+		podID := c.podID
 		if f.GetId() != "" && !strings.HasPrefix(st.Id, f.GetId()) {
 			continue
 		}

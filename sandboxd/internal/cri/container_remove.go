@@ -25,7 +25,7 @@ func (s *Service) RemoveContainer(ctx context.Context, req *runtimeapi.RemoveCon
 	cctx, cancel := timeout(ctx, callTimeout)
 	defer cancel()
 	if err := s.removeContainer(cctx, c); err != nil {
-		return nil, fmt.Errorf("remove container %s: %w", c.rec.ID, err)
+		return nil, fmt.Errorf("remove container %s: %w", c.id, err)
 	}
 	return &runtimeapi.RemoveContainerResponse{}, nil
 }

@@ -21,14 +21,14 @@ func (s *Service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 	}
 	cctx, cancel := timeout(ctx, callTimeout)
 	defer cancel()
-	p, err := s.lookupPod(c.rec.PodID)
+	p, err := s.lookupPod(c.podID)
 	if err != nil {
-		return nil, fmt.Errorf("start container %s: %w", c.rec.ID, err)
+		return nil, fmt.Errorf("start container %s: %w", c.id, err)
 	}
 	p.op.Lock() // ordered with StopPodSandbox, as for create
 	defer p.op.Unlock()
 	if err := s.startContainer(cctx, c); err != nil {
-		return nil, fmt.Errorf("start container %s: %w", c.rec.ID, err)
+		return nil, fmt.Errorf("start container %s: %w", c.id, err)
 	}
 	return &runtimeapi.StartContainerResponse{}, nil
 }
@@ -85,9 +85,9 @@ func (s *Service) monitor(c *container) {
 		}
 		if err != nil {
 			// The shim went away: its exit file tells how the container ended.
-			e, ferr := s.Shims.ReadExitFile(c.rec.Bundle + "/shim")
+			e, ferr := s.Shims.ReadExitFile(c.bundle + "/shim")
 			if ferr != nil {
-				s.Log.Warn("container exit unknown", flog.KeyContainerID, c.rec.ID, flog.KeyError, errors.Join(err, ferr))
+				s.Log.Warn("container exit unknown", flog.KeyContainerID, c.id, flog.KeyError, errors.Join(err, ferr))
 				_ = s.saveContainer(c, func(r *store.Container) error {
 					r.State, r.Message = store.ContainerUnknown, "shim lost: "+err.Error()
 					return nil
@@ -126,7 +126,7 @@ func (s *Service) recordExit(c *container, exit shimclient.Exit) {
 	if !changed {
 		return
 	}
-	s.Log.Info("container exited", flog.KeyContainerID, c.rec.ID, "exit_code", exit.Code, "oom", exit.OOMKilled)
+	s.Log.Info("container exited", flog.KeyContainerID, c.id, "exit_code", exit.Code, "oom", exit.OOMKilled)
 	if exit.OOMKilled {
 		s.publishContainer(c, "oom")
 	}

@@ -41,7 +41,7 @@ func (s *Service) containerStatus(c *container) *runtimeapi.ContainerStatus {
 		Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(),
 		Mounts: cfg.GetMounts(), LogPath: r.LogPath,
 	}
-	if res, err := c.rec.ContainerResources(); err == nil && res != nil {
+	if res, err := r.ContainerResources(); err == nil && res != nil {
 		st.Resources = &runtimeapi.ContainerResources{Linux: res}
 	}
 	return st

@@ -30,7 +30,7 @@ func (s *Service) StopContainer(ctx context.Context, req *runtimeapi.StopContain
 	cctx, cancel := timeout(ctx, time.Duration(req.GetTimeout())*time.Second+callTimeout)
 	defer cancel()
 	if err := s.stopContainer(cctx, c, time.Duration(req.GetTimeout())*time.Second); err != nil {
-		return nil, fmt.Errorf("stop container %s: %w", c.rec.ID, err)
+		return nil, fmt.Errorf("stop container %s: %w", c.id, err)
 	}
 	return &runtimeapi.StopContainerResponse{}, nil
 }

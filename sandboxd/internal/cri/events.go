@@ -20,7 +20,7 @@ func (s *Service) publishPod(p *sandbox, state string) {
 	}
 	m := p.cfg.GetMetadata()
 	s.Bus.Publish(podSubjects[state], &eventsv1.Envelope{Payload: &eventsv1.Envelope_Pod{Pod: &eventsv1.PodEvent{
-		PodId: p.rec.ID, Name: m.GetName(), Namespace: m.GetNamespace(), Uid: m.GetUid(), State: state,
+		PodId: p.id, Name: m.GetName(), Namespace: m.GetNamespace(), Uid: m.GetUid(), State: state,
 	}}})
 }
 
@@ -39,7 +39,7 @@ var ctrEvents = map[string]struct {
 // carries the pod's status and its containers' statuses as the kubelet's
 // evented PLEG expects. Called without c.mu held.
 func (s *Service) publishContainer(c *container, state string) {
-	if s.Bus == nil || c.rec.Infra {
+	if s.Bus == nil || c.infra {
 		return
 	}
 	ev := ctrEvents[state]

@@ -25,7 +25,7 @@ func (s *Service) startInfra(ctx context.Context, p *sandbox) error {
 	if err != nil {
 		return err
 	}
-	if err := s.savePod(p, func(r *store.Pod) { r.InfraID = c.rec.ID }); err != nil {
+	if err := s.savePod(p, func(r *store.Pod) { r.InfraID = c.id }); err != nil {
 		_ = s.removeContainer(ctx, c)
 		return err
 	}

@@ -25,7 +25,7 @@ func (s *Service) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePo
 	defer cancel()
 	p.op.Lock()
 	defer p.op.Unlock()
-	id := p.rec.ID
+	id := p.id
 	if err := s.stopPod(cctx, p); err != nil {
 		return nil, fmt.Errorf("remove pod sandbox %s: %w", id, err)
 	}
@@ -34,7 +34,7 @@ func (s *Service) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePo
 			return nil, fmt.Errorf("remove pod sandbox %s: %w", id, err)
 		}
 	}
-	if err := os.RemoveAll(p.rec.Dir); err != nil {
+	if err := os.RemoveAll(p.dir); err != nil {
 		return nil, fmt.Errorf("remove pod sandbox %s: %w", id, err)
 	}
 	if err := s.Store.DeletePod(id); err != nil {

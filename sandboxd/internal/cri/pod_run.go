@@ -96,7 +96,7 @@ func (s *Service) runPod(ctx context.Context, req *runtimeapi.RunPodSandboxReque
 	rec := &store.Pod{ID: id, State: store.PodReady, CreatedAt: time.Now().UnixNano(),
 		RuntimeHandler: handler, Dir: dir, CgroupParent: parent, NameKey: requestKey(req)}
 	rec.Config, _ = marshal(cfg)
-	p := &sandbox{rec: rec, cfg: cfg}
+	p := newSandbox(rec, cfg)
 	log := flog.From(ctx).With(flog.KeyPodID, id)
 
 	var cleanups []func()

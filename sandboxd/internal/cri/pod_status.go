@@ -17,7 +17,7 @@ func (s *Service) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandb
 	}
 	resp := &runtimeapi.PodSandboxStatusResponse{
 		Status:             s.podStatus(p),
-		ContainersStatuses: s.containerStatuses(p.rec.ID),
+		ContainersStatuses: s.containerStatuses(p.id),
 		Timestamp:          time.Now().UnixNano(),
 	}
 	if req.GetVerbose() {
@@ -62,7 +62,7 @@ func (s *Service) podStatus(p *sandbox) *runtimeapi.PodSandboxStatus {
 func (s *Service) containerStatuses(podID string) []*runtimeapi.ContainerStatus {
 	var out []*runtimeapi.ContainerStatus
 	for _, c := range s.podContainers(podID) {
-		if !c.rec.Infra {
+		if !c.infra {
 			out = append(out, s.containerStatus(c))
 		}
 	}

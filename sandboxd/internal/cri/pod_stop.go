@@ -28,7 +28,7 @@ func (s *Service) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSan
 	p.op.Lock()
 	defer p.op.Unlock()
 	if err := s.stopPod(cctx, p); err != nil {
-		return nil, fmt.Errorf("stop pod sandbox %s: %w", p.rec.ID, err)
+		return nil, fmt.Errorf("stop pod sandbox %s: %w", p.id, err)
 	}
 	return &runtimeapi.StopPodSandboxResponse{}, nil
 }

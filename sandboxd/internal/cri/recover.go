@@ -35,7 +35,7 @@ func (s *Service) recover(ctx context.Context) error {
 				return err
 			}
 		}
-		s.pods[r.ID] = &sandbox{rec: r, cfg: cfg}
+		s.pods[r.ID] = newSandbox(r, cfg)
 		s.podNames.Bind(podName(cfg.GetMetadata()), r.NameKey, r.ID)
 	}
 	ctrs, err := s.Store.Containers()
@@ -47,7 +47,7 @@ func (s *Service) recover(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		c := &container{rec: r, cfg: cfg, exit: make(chan struct{})}
+		c := newContainer(r, cfg, nil)
 		s.ctrs[r.ID] = c
 		s.ctrNames.Bind(ctrName(r.PodID, cfg.GetMetadata()), r.NameKey, r.ID)
 		s.reattach(ctx, c)

@@ -69,13 +69,19 @@ type Service struct {
 // mu guards rec and is only held briefly. Order: pod op → container op →
 // any mu; never s.mu while holding a mu... except s.mu → nothing.
 type sandbox struct {
-	op  sync.Mutex
+	id, dir string // immutable: read without locks
+	op      sync.Mutex
 	mu  sync.Mutex
 	rec *store.Pod
 	cfg *runtimeapi.PodSandboxConfig
 }
 
 type container struct {
+	// Immutable: read without locks.
+	id, podID, bundle string
+	infra             bool
+	created           int64
+
 	op   sync.Mutex
 	mu   sync.Mutex
 	rec  *store.Container
@@ -193,12 +199,12 @@ func (s *Service) lookupContainer(id string) (*container, error) {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if c, ok := s.ctrs[id]; ok && !c.rec.Infra {
+	if c, ok := s.ctrs[id]; ok && !c.infra {
 		return c, nil
 	}
 	var found *container
 	for k, c := range s.ctrs {
-		if strings.HasPrefix(k, id) && !c.rec.Infra {
+		if strings.HasPrefix(k, id) && !c.infra {
 			if found != nil {
 				return nil, fmt.Errorf("container id prefix %q is ambiguous: %w", id, errdefs.ErrInvalidArgument)
 			}
@@ -216,16 +222,16 @@ func (s *Service) podContainers(podID string) []*container {
 	s.mu.RLock()
 	var out []*container
 	for _, c := range s.ctrs {
-		if c.rec.PodID == podID {
+		if c.podID == podID {
 			out = append(out, c)
 		}
 	}
 	s.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool {
-		if out[i].rec.Infra != out[j].rec.Infra {
-			return !out[i].rec.Infra
+		if out[i].infra != out[j].infra {
+			return !out[i].infra
 		}
-		return out[i].rec.CreatedAt < out[j].rec.CreatedAt
+		return out[i].created < out[j].created
 	})
 	return out
 }
@@ -264,4 +270,13 @@ func (s *Service) saveContainer(c *container, fn func(r *store.Container) error)
 	}
 	*c.rec = next
 	return nil
+}
+
+func newSandbox(rec *store.Pod, cfg *runtimeapi.PodSandboxConfig) *sandbox {
+	return &sandbox{id: rec.ID, dir: rec.Dir, rec: rec, cfg: cfg}
+}
+
+func newContainer(rec *store.Container, cfg *runtimeapi.ContainerConfig, sh Shim) *container {
+	return &container{id: rec.ID, podID: rec.PodID, bundle: rec.Bundle, infra: rec.Infra, created: rec.CreatedAt,
+		rec: rec, cfg: cfg, shim: sh, exit: make(chan struct{})}
 }

@@ -120,7 +120,7 @@ func (s *Service) podStats(p *sandbox) *runtimeapi.PodSandboxStats {
 		Memory: &runtimeapi.MemoryUsage{Timestamp: now, WorkingSetBytes: &runtimeapi.UInt64Value{}, UsageBytes: &runtimeapi.UInt64Value{}},
 	}
 	for _, c := range s.podContainers(r.ID) {
-		if c.rec.Infra {
+		if c.infra {
 			continue
 		}
 		st, err := s.containerStats(c)

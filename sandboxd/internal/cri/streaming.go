@@ -72,13 +72,13 @@ func (s *Service) Exec(ctx context.Context, req *runtimeapi.ExecRequest) (*runti
 		return nil, fmt.Errorf("exec: cmd is empty: %w", errdefs.ErrInvalidArgument)
 	}
 	if st := c.snapshot().State; st != store.ContainerRunning {
-		return nil, fmt.Errorf("exec: container %s is %s, not running: %w", c.rec.ID, st, errdefs.ErrFailedPrecondition)
+		return nil, fmt.Errorf("exec: container %s is %s, not running: %w", c.id, st, errdefs.ErrFailedPrecondition)
 	}
 	srv, err := s.streamingServer()
 	if err != nil {
 		return nil, err
 	}
-	req.ContainerId = c.rec.ID
+	req.ContainerId = c.id
 	resp, err := srv.GetExec(req)
 	if err != nil {
 		return nil, fmt.Errorf("exec: %v: %w", err, errdefs.ErrInvalidArgument)
@@ -93,13 +93,13 @@ func (s *Service) Attach(ctx context.Context, req *runtimeapi.AttachRequest) (*r
 		return nil, err
 	}
 	if st := c.snapshot().State; st != store.ContainerRunning {
-		return nil, fmt.Errorf("attach: container %s is %s, not running: %w", c.rec.ID, st, errdefs.ErrFailedPrecondition)
+		return nil, fmt.Errorf("attach: container %s is %s, not running: %w", c.id, st, errdefs.ErrFailedPrecondition)
 	}
 	srv, err := s.streamingServer()
 	if err != nil {
 		return nil, err
 	}
-	req.ContainerId = c.rec.ID
+	req.ContainerId = c.id
 	resp, err := srv.GetAttach(req)
 	if err != nil {
 		return nil, fmt.Errorf("attach: %v: %w", err, errdefs.ErrInvalidArgument)
@@ -114,13 +114,13 @@ func (s *Service) PortForward(ctx context.Context, req *runtimeapi.PortForwardRe
 		return nil, err
 	}
 	if st := p.snapshot().State; st != store.PodReady {
-		return nil, fmt.Errorf("port forward: pod sandbox %s is not ready: %w", p.rec.ID, errdefs.ErrFailedPrecondition)
+		return nil, fmt.Errorf("port forward: pod sandbox %s is not ready: %w", p.id, errdefs.ErrFailedPrecondition)
 	}
 	srv, err := s.streamingServer()
 	if err != nil {
 		return nil, err
 	}
-	req.PodSandboxId = p.rec.ID
+	req.PodSandboxId = p.id
 	resp, err := srv.GetPortForward(req)
 	if err != nil {
 		return nil, fmt.Errorf("port forward: %v: %w", err, errdefs.ErrInvalidArgument)
