@@ -71,9 +71,9 @@ type Service struct {
 type sandbox struct {
 	id, dir string // immutable: read without locks
 	op      sync.Mutex
-	mu  sync.Mutex
-	rec *store.Pod
-	cfg *runtimeapi.PodSandboxConfig
+	mu      sync.Mutex
+	rec     *store.Pod
+	cfg     *runtimeapi.PodSandboxConfig
 }
 
 type container struct {
