@@ -130,3 +130,23 @@ func TestReopenLogAndExecStdin(t *testing.T) {
 		t.Fatalf("exec exit code: %v: %s", err, msg)
 	}
 }
+
+func TestAttachStdin(t *testing.T) {
+	e := newEnv(t)
+	sock := e.serve()
+	podID, pcfg := e.podWithLogs("attach")
+	cfg := ctrConfig("cat", "cat")
+	cfg.Stdin, cfg.StdinOnce = true, true
+	id := e.create(podID, pcfg, cfg)
+	e.startCtr(id)
+	cmd := exec.Command(crictlPath(t), "--runtime-endpoint", "unix://"+sock, "attach", "-i", id)
+	cmd.Stdin = strings.NewReader("through attach\n")
+	out, err := cmd.Output()
+	if err != nil || !strings.Contains(string(out), "through attach") {
+		t.Fatalf("attach: %q %v", out, err)
+	}
+	// stdin_once: the container's stdin closed with the attach, cat exits.
+	if st := e.waitExit(id); st.ExitCode != 0 {
+		t.Fatalf("after attach: exit %d", st.ExitCode)
+	}
+}
