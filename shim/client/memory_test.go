@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"flotilla.dev/shim/client"
 )
@@ -25,16 +27,21 @@ func TestShimMemory(t *testing.T) {
 		cl *client.Client
 	}
 	var all []running
+	var shimTime, bareTime time.Duration
 	for i := 0; i < n; i++ {
 		c := newCtr(t, false, "sleep", "1000")
 		c.id = fmt.Sprintf("%s-%d", c.id, i)
 		c.spec.Linux.CgroupsPath += fmt.Sprintf("-%d", i)
+		t0 := time.Now()
 		cl := c.spawn(t, nil)
 		if _, err := cl.Start(ctx(t)); err != nil {
 			t.Fatal(err)
 		}
+		shimTime += time.Since(t0)
 		all = append(all, running{c, cl})
+		bareTime += bareRunc(t, c)
 	}
+	t.Logf("create+start of %d containers: through the shim %v each, bare runc %v each", n, shimTime/n, bareTime/n)
 	var rss, pss, priv, threads int
 	for _, r := range all {
 		pid, err := r.cl.ShimPid()
@@ -57,6 +64,37 @@ func TestShimMemory(t *testing.T) {
 		}
 		r.c.finish(t, r.cl)
 	}
+}
+
+// bareRunc times `runc create` + `runc start` of the same bundle under
+// another id, then removes that container.
+func bareRunc(t *testing.T, c *ctr) time.Duration {
+	t.Helper()
+	id := c.id + "-bare"
+	root := c.runcRoot + "-bare"
+	t0 := time.Now()
+	// The container inherits runc's stdio: /dev/null, never a pipe this
+	// test would wait on.
+	for _, args := range [][]string{
+		{"--root", root, "create", "--bundle", c.bundle, "--pid-file", root + ".pid", id},
+		{"--root", root, "start", id},
+	} {
+		if err := exec.Command("runc", args...).Run(); err != nil {
+			t.Fatalf("runc %v: %v", args, err)
+		}
+	}
+	d := time.Since(t0)
+	if out, err := exec.Command("runc", "--root", root, "delete", "--force", id).CombinedOutput(); err != nil {
+		t.Fatalf("runc delete: %v: %s", err, out)
+	}
+	// Its init was reparented to this subreaper process: reap it.
+	data, err := os.ReadFile(root + ".pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+	reapStatus(t, pid)
+	return d
 }
 
 func smapsRollup(t *testing.T, pid int) map[string]int {
