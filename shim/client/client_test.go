@@ -2,6 +2,8 @@ package client_test
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"errors"
 	"io"
 	"os"
@@ -410,4 +412,69 @@ func TestLongStateDirWithTerminal(t *testing.T) {
 		c.finish(t, cl)
 		cl.Close()
 	}
+}
+
+// Many exec and attach sessions leave the shim with the fds and files it
+// had before (probes run ExecSync every few seconds for the pod's life).
+func TestNoLeaksAcrossSessions(t *testing.T) {
+	c := newCtr(t, false, "sleep", "1000")
+	cl := c.spawn(t, func(o *client.SpawnOptions) { o.Stdin = true })
+	if _, err := cl.Start(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	shimPid, _ := cl.ShimPid()
+	fds := func() int {
+		ents, err := os.ReadDir(filepath.Join("/proc", fmt.Sprint(shimPid), "fd"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	files := func() []string {
+		ents, _ := os.ReadDir(c.stateDir)
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	proc := &specs.Process{Args: []string{"echo", "x"}, Cwd: "/", Env: []string{"PATH=/bin"}}
+	// One round first: lazily created runtime state (e.g. epoll) is not a leak.
+	if _, err := cl.ExecSync(ctx(t), proc, 0); err != nil {
+		t.Fatal(err)
+	}
+	before, beforeFiles := fds(), files()
+	for i := 0; i < 20; i++ {
+		if _, err := cl.ExecSync(ctx(t), proc, 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cl.ExecSync(ctx(t), proc, time.Nanosecond); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 5; i++ {
+		if _, err := cl.Exec(ctx(t), client.ExecOptions{ID: fmt.Sprint("e", i), Stdin: true, Process: proc},
+			client.Streams{Stdin: strings.NewReader("in"), Stdout: io.Discard}); err != nil {
+			t.Fatal(err)
+		}
+		// An attach that ends on its context (connected or not yet).
+		actx, cancel := context.WithTimeout(ctx(t), 50*time.Millisecond)
+		_ = cl.Attach(actx, client.Streams{Stdin: strings.NewReader("x")})
+		cancel()
+	}
+	if _, err := cl.ExecSync(ctx(t), &specs.Process{Args: []string{"/missing"}, Cwd: "/"}, 0); err == nil {
+		t.Fatal("exec of a missing binary succeeded")
+	}
+	// Closed attach connections are dropped by the shim asynchronously.
+	waitFor(t, fmt.Sprintf("the shim's fd count to return to %d", before), func() bool { return fds() == before })
+	if after := files(); strings.Join(after, " ") != strings.Join(beforeFiles, " ") {
+		t.Errorf("state dir files %v, before %v", after, beforeFiles)
+	}
+	if err := cl.Kill(ctx(t), syscall.SIGKILL, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Wait(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	c.finish(t, cl)
 }
