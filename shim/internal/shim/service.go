@@ -40,6 +40,7 @@ type service struct {
 	io     *containerIO
 	oom    *oom.Watcher
 
+	startMu   sync.Mutex // one Start at a time: a second one sees running
 	mu        sync.Mutex
 	status    shimv1.Status
 	pid       int
@@ -215,6 +216,8 @@ func (s *service) State(ctx context.Context, _ *shimv1.StateRequest) (*shimv1.St
 }
 
 func (s *service) Start(ctx context.Context, _ *shimv1.StartRequest) (*shimv1.StartResponse, error) {
+	s.startMu.Lock()
+	defer s.startMu.Unlock()
 	s.mu.Lock()
 	if s.status != shimv1.Status_STATUS_CREATED {
 		st := s.status
