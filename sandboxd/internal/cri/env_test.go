@@ -138,7 +138,7 @@ func makeBusyboxRootfs(root string) error {
 			}
 		}
 	}
-	for _, a := range []string{"sh", "sleep", "echo", "cat", "id", "ls", "hostname", "sh", "true", "false", "ps", "grep", "head", "yes", "dd", "env", "kill", "pwd"} {
+	for _, a := range []string{"sh", "sleep", "echo", "cat", "id", "ls", "hostname", "sh", "true", "false", "ps", "grep", "head", "yes", "dd", "env", "kill", "pwd", "httpd", "wget", "ip", "nc"} {
 		dst := filepath.Join(root, "bin", a)
 		if _, err := os.Lstat(dst); err == nil {
 			continue
@@ -169,11 +169,16 @@ type env struct {
 	net    *testNet
 	rootfs *testRootfs
 	up     bool
+	// realNet, when set, is a real netd used instead of net.
+	realNet netv1.NetServiceClient
 }
 
 var busyboxImage = map[string]any{"Cmd": []string{"sh"}, "Env": []string{"PATH=/bin"}}
 
-func newEnv(t testing.TB) *env {
+func newEnv(t testing.TB) *env { return newEnvWith(t, nil) }
+
+// newEnvWith uses net (a client of a real netd) instead of testNet.
+func newEnvWith(t testing.TB, net netv1.NetServiceClient) *env {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
@@ -188,6 +193,7 @@ func newEnv(t testing.TB) *env {
 			"busybox": busyboxImage, cfg.PauseImage: {"Entrypoint": []string{"/bin/sleep", "1000000"}},
 		}},
 	}
+	e.realNet = net
 	e.start()
 	t.Cleanup(e.cleanup)
 	return e
@@ -199,7 +205,11 @@ func (e *env) start() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	svc, err := New(context.Background(), Deps{Config: e.cfg, Store: st, Bus: e.bus, Net: e.net, Rootfs: e.rootfs,
+	var net netv1.NetServiceClient = e.net
+	if e.realNet != nil {
+		net = e.realNet
+	}
+	svc, err := New(context.Background(), Deps{Config: e.cfg, Store: st, Bus: e.bus, Net: net, Rootfs: e.rootfs,
 		Shims: RealShims{Binary: e.cfg.ShimPath}})
 	if err != nil {
 		e.t.Fatal(err)
