@@ -150,7 +150,8 @@ func (s *Service) createContainer(ctx context.Context, p *sandbox, cfg *runtimea
 
 	rec := &store.Container{ID: id, PodID: pod.ID, State: store.ContainerCreated, CreatedAt: time.Now().UnixNano(),
 		ImageID: created.GetImage().GetId(), ImageRef: imageRef(created.GetImage()), LogPath: logPath,
-		Bundle: bundle, Infra: infra, StopSignal: img.StopSignal, NameKey: ctrKey(pod.ID, cfg)}
+		Bundle: bundle, Infra: infra, StopSignal: img.StopSignal, NameKey: ctrKey(pod.ID, cfg),
+		UID: spec.Process.User.UID, GID: spec.Process.User.GID, Groups: spec.Process.User.AdditionalGids}
 	rec.Config, _ = marshal(cfg)
 	if r := cfg.GetLinux().GetResources(); r != nil {
 		rec.Resources, _ = marshal(r)

@@ -41,6 +41,11 @@ func (s *Service) containerStatus(c *container) *runtimeapi.ContainerStatus {
 		Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(),
 		Mounts: cfg.GetMounts(), LogPath: r.LogPath,
 	}
+	u := &runtimeapi.LinuxContainerUser{Uid: int64(r.UID), Gid: int64(r.GID)}
+	for _, g := range r.Groups {
+		u.SupplementalGroups = append(u.SupplementalGroups, int64(g))
+	}
+	st.User = &runtimeapi.ContainerUser{Linux: u}
 	if res, err := r.ContainerResources(); err == nil && res != nil {
 		st.Resources = &runtimeapi.ContainerResources{Linux: res}
 	}

@@ -251,6 +251,9 @@ func TestUserAndCapabilities(t *testing.T) {
 	if out, _ := e.execSync(id, "id", "-G"); !strings.Contains(out, "50000") || !strings.Contains(out, "1234") {
 		t.Errorf("groups: %q", out)
 	}
+	if u := e.status(id).GetUser().GetLinux(); u.Uid != 33 || u.Gid != 33 || fmt.Sprint(u.SupplementalGroups) != "[33 50000 1234]" {
+		t.Errorf("status user %v", u)
+	}
 	priv := ctrConfig("priv", "sleep", "1000")
 	priv.Linux.SecurityContext.Privileged = true
 	pid := e.create(podID, pcfg, priv)

@@ -66,6 +66,10 @@ type Container struct {
 	Infra bool `json:"infra,omitempty"`
 	// NameKey identifies the create request that reserved the name.
 	NameKey string `json:"name_key,omitempty"`
+	// The identity the container's process starts with.
+	UID    uint32   `json:"uid"`
+	GID    uint32   `json:"gid"`
+	Groups []uint32 `json:"groups,omitempty"`
 	// StopSignal is the image's stop signal (e.g. "SIGTERM").
 	StopSignal string `json:"stop_signal,omitempty"`
 }
