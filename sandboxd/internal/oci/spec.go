@@ -210,6 +210,13 @@ func Build(in Input) (*specs.Spec, error) {
 	if err := mac(in, sc); err != nil {
 		return nil, err
 	}
+	if in.AppArmorEnabled && !privileged {
+		if a := sc.GetApparmor(); a != nil && a.ProfileType == runtimeapi.SecurityProfile_Localhost {
+			s.Process.ApparmorProfile = strings.TrimPrefix(a.LocalhostRef, "localhost/")
+		} else if p := sc.GetApparmorProfile(); strings.HasPrefix(p, "localhost/") {
+			s.Process.ApparmorProfile = strings.TrimPrefix(p, "localhost/")
+		}
+	}
 	return s, nil
 }
 

@@ -221,3 +221,26 @@ func TestMountsAndSysctls(t *testing.T) {
 		t.Errorf("net sysctl with host network: %v", err)
 	}
 }
+
+func TestAppArmor(t *testing.T) {
+	in := baseInput()
+	in.Container.Linux = &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+		Apparmor: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: "localhost/my-profile"}}}
+	if _, err := Build(in); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("apparmor profile without AppArmor: %v", err)
+	}
+	in.AppArmorEnabled = true
+	s, err := Build(in)
+	if err != nil || s.Process.ApparmorProfile != "my-profile" {
+		t.Fatalf("apparmor profile %q %v", s.Process.ApparmorProfile, err)
+	}
+	in.Container.Linux.SecurityContext.Apparmor = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
+	in.AppArmorEnabled = false
+	if _, err := Build(in); err != nil {
+		t.Fatalf("RuntimeDefault without AppArmor must pass: %v", err)
+	}
+	in.Container.Linux.SecurityContext.SelinuxOptions = &runtimeapi.SELinuxOption{Type: "container_t"}
+	if _, err := Build(in); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("selinux without SELinux: %v", err)
+	}
+}
