@@ -57,6 +57,9 @@ func ResolveUser(rootfs string, req UserRequest) (User, error) {
 
 func resolve(req UserRequest, passwd []passwdEntry, groups []groupEntry) (User, error) {
 	var u User
+	if req.RunAsGroup != nil && req.RunAsUser == nil && req.RunAsUsername == "" {
+		return u, fmt.Errorf("run_as_group is set without run_as_user or run_as_username: %w", errdefs.ErrInvalidArgument)
+	}
 	userPart, groupPart := req.ImageUser, ""
 	if i := strings.IndexByte(req.ImageUser, ':'); i >= 0 {
 		userPart, groupPart = req.ImageUser[:i], req.ImageUser[i+1:]

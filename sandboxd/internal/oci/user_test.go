@@ -55,7 +55,7 @@ func TestResolveUser(t *testing.T) {
 			t.Errorf("%s: got %d:%d %v, want %d:%d %v", c.name, u.UID, u.GID, u.AdditionalGids, c.uid, c.gid, c.gids)
 		}
 	}
-	for _, bad := range []UserRequest{{RunAsUsername: "nobody"}, {ImageUser: "ghost"}, {ImageUser: "0:nogroup"}, {RunAsUser: i64(-1)}} {
+	for _, bad := range []UserRequest{{RunAsUsername: "nobody"}, {ImageUser: "ghost"}, {ImageUser: "0:nogroup"}, {RunAsUser: i64(-1)}, {RunAsGroup: i64(5)}} {
 		if _, err := ResolveUser(root, bad); !errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Errorf("%+v: got %v, want InvalidArgument", bad, err)
 		}
