@@ -13,6 +13,7 @@ APT_PACKAGES=(
 	runc containernetworking-plugins iproute2 iptables conntrack
 	docker-registry skopeo umoci busybox catatonit
 	nats-server protobuf-compiler apache2-utils make
+	containerd
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
