@@ -5,8 +5,12 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"time"
 
 	"flotilla.dev/imaged/internal/config"
+	"flotilla.dev/imaged/internal/images"
+	"flotilla.dev/imaged/internal/rootfs"
+	"flotilla.dev/imaged/internal/store"
 	"flotilla.dev/lib/bus"
 	"flotilla.dev/lib/daemon"
 	flog "flotilla.dev/lib/log"
@@ -16,16 +20,6 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// Images implements the CRI ImageService.
-type Images struct {
-	runtimeapi.UnimplementedImageServiceServer
-}
-
-// Rootfs implements image.v1 Rootfs.
-type Rootfs struct {
-	imagev1.UnimplementedRootfsServiceServer
-}
-
 // Run serves imaged until ctx ends.
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	b, err := bus.Connect(cfg.NATSURL, "imaged")
@@ -33,12 +27,44 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer b.Close()
+	return Serve(ctx, cfg, log, b)
+}
+
+// Serve serves imaged on cfg.Socket with events on b until ctx ends.
+func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, b bus.Bus) error {
+	if err := store.PrepareDirs(cfg); err != nil {
+		return err
+	}
+	st, err := store.Open(cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if _, err := st.Shutdown(false); err != nil {
+			log.Warn("shut down storage", flog.KeyError, err)
+		}
+	}()
+	// Layers of pulls interrupted by a crash belong to no image: drop them.
+	if n, err := store.GC(st); err != nil {
+		log.Warn("collect unreferenced layers", flog.KeyError, err)
+	} else if n > 0 {
+		log.Info("removed unreferenced layers", "layers", n)
+	}
+	imgs := images.New(images.Options{
+		Store:                st,
+		System:               store.SystemContext(cfg),
+		PolicyPath:           cfg.SignaturePolicy,
+		Bus:                  b,
+		Log:                  log,
+		ProgressTimeout:      time.Duration(cfg.PullProgressTimeout),
+		MaxParallelDownloads: cfg.MaxParallelDownloads,
+	})
 	srv, err := daemon.NewServer(cfg.Socket, 0o600, flog.ServerOptions(log)...)
 	if err != nil {
 		return err
 	}
-	runtimeapi.RegisterImageServiceServer(srv.GRPC, &Images{})
-	imagev1.RegisterRootfsServiceServer(srv.GRPC, &Rootfs{})
+	runtimeapi.RegisterImageServiceServer(srv.GRPC, imgs)
+	imagev1.RegisterRootfsServiceServer(srv.GRPC, rootfs.New(st, imgs))
 	b.Publish(eventsv1.SubjectImagedStarted, &eventsv1.Envelope{Payload: &eventsv1.Envelope_Daemon{
 		Daemon: &eventsv1.DaemonEvent{Name: "imaged", Version: version.Version, Pid: int32(os.Getpid()), Socket: cfg.Socket}}})
 	log.Info("serving", flog.KeySocket, cfg.Socket)

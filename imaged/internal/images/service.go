@@ -1,0 +1,52 @@
+// Package images implements the CRI ImageService on containers/image and
+// containers/storage: one file per RPC, the pull machinery in pull.go.
+package images
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"flotilla.dev/lib/bus"
+	"go.podman.io/image/v5/types"
+	"go.podman.io/storage"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Options configure a Service.
+type Options struct {
+	Store storage.Store
+	// System is the base SystemContext (paths set explicitly); pulls copy it.
+	System *types.SystemContext
+	// PolicyPath is the policy.json enforced on every pull.
+	PolicyPath           string
+	Bus                  bus.Bus
+	Log                  *slog.Logger
+	ProgressTimeout      time.Duration
+	MaxParallelDownloads uint
+}
+
+// Service implements runtime.v1.ImageService.
+type Service struct {
+	runtimeapi.UnimplementedImageServiceServer
+	o Options
+
+	mu       sync.Mutex
+	inflight map[string]*pullCall // coalesced pulls by resolved reference
+	running  int                  // pulls in progress (GC only runs at zero)
+	dirty    bool                 // a pull failed: collect its layers when idle
+}
+
+// New returns a Service.
+func New(o Options) *Service {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Bus == nil {
+		o.Bus = bus.NewMem("imaged")
+	}
+	if o.ProgressTimeout <= 0 {
+		o.ProgressTimeout = time.Minute
+	}
+	return &Service{o: o, inflight: map[string]*pullCall{}}
+}

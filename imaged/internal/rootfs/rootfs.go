@@ -1,0 +1,158 @@
+// Package rootfs implements image.v1 RootfsService: container layers on
+// images in imaged's store, for sandboxd.
+package rootfs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+
+	"flotilla.dev/imaged/internal/images"
+	imagev1 "flotilla.dev/proto/image/v1"
+	"github.com/containerd/errdefs"
+	"go.podman.io/storage"
+)
+
+var validID = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+
+// Service implements image.v1 RootfsService.
+type Service struct {
+	imagev1.UnimplementedRootfsServiceServer
+	store  storage.Store
+	images *images.Service
+}
+
+// New returns a Service on the store, resolving images through imgs.
+func New(store storage.Store, imgs *images.Service) *Service {
+	return &Service{store: store, images: imgs}
+}
+
+type metadata struct {
+	PodID string `json:"pod_id"`
+	Name  string `json:"name"`
+}
+
+func checkID(id string) error {
+	if !validID.MatchString(id) {
+		return fmt.Errorf("container id %q is not valid: %w", id, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// CreateRootfs creates the container layer; idempotent for the same image.
+func (s *Service) CreateRootfs(ctx context.Context, req *imagev1.CreateRootfsRequest) (*imagev1.CreateRootfsResponse, error) {
+	if err := checkID(req.GetContainerId()); err != nil {
+		return nil, err
+	}
+	img, err := s.images.Lookup(req.GetImage())
+	if err != nil {
+		return nil, fmt.Errorf("create rootfs %s: %w", req.GetContainerId(), err)
+	}
+	if c, err := s.store.Container(req.GetContainerId()); err == nil {
+		if c.ImageID != img.ID {
+			return nil, fmt.Errorf("container %s already has a rootfs on image %s: %w", c.ID, c.ImageID, errdefs.ErrAlreadyExists)
+		}
+		return s.response(c, img)
+	}
+	md, _ := json.Marshal(metadata{PodID: req.GetPodId(), Name: req.GetName()})
+	c, err := s.store.CreateContainer(req.GetContainerId(), nil, img.ID, "", string(md), nil)
+	if err != nil {
+		if errors.Is(err, storage.ErrDuplicateID) {
+			return nil, fmt.Errorf("create rootfs %s: %v: %w", req.GetContainerId(), err, errdefs.ErrAlreadyExists)
+		}
+		return nil, fmt.Errorf("create rootfs %s: %w", req.GetContainerId(), err)
+	}
+	return s.response(c, img)
+}
+
+func (s *Service) response(c *storage.Container, img *storage.Image) (*imagev1.CreateRootfsResponse, error) {
+	info, err := s.images.Info(img)
+	if err != nil {
+		return nil, err
+	}
+	return &imagev1.CreateRootfsResponse{Rootfs: s.toProto(c), Image: info}, nil
+}
+
+func (s *Service) toProto(c *storage.Container) *imagev1.Rootfs {
+	var md metadata
+	_ = json.Unmarshal([]byte(c.Metadata), &md)
+	r := &imagev1.Rootfs{ContainerId: c.ID, LayerId: c.LayerID, ImageId: c.ImageID, PodId: md.PodID, Name: md.Name}
+	if mounted, err := s.store.Mounted(c.ID); err == nil && mounted > 0 {
+		if l, err := s.store.Layer(c.LayerID); err == nil {
+			r.MountPoint = l.MountPoint
+		}
+	}
+	return r
+}
+
+// MountRootfs mounts the layer and returns its path.
+func (s *Service) MountRootfs(ctx context.Context, req *imagev1.MountRootfsRequest) (*imagev1.MountRootfsResponse, error) {
+	if err := checkID(req.GetContainerId()); err != nil {
+		return nil, err
+	}
+	p, err := s.store.Mount(req.GetContainerId(), "")
+	if err != nil {
+		if errors.Is(err, storage.ErrContainerUnknown) || errors.Is(err, storage.ErrLayerUnknown) {
+			return nil, fmt.Errorf("rootfs %s: %w", req.GetContainerId(), errdefs.ErrNotFound)
+		}
+		return nil, fmt.Errorf("mount rootfs %s: %w", req.GetContainerId(), err)
+	}
+	return &imagev1.MountRootfsResponse{MountPoint: p}, nil
+}
+
+// UnmountRootfs unmounts; an unmounted or missing layer succeeds.
+func (s *Service) UnmountRootfs(ctx context.Context, req *imagev1.UnmountRootfsRequest) (*imagev1.UnmountRootfsResponse, error) {
+	if err := checkID(req.GetContainerId()); err != nil {
+		return nil, err
+	}
+	if err := s.unmount(req.GetContainerId(), req.GetForce()); err != nil {
+		return nil, err
+	}
+	return &imagev1.UnmountRootfsResponse{}, nil
+}
+
+func (s *Service) unmount(id string, force bool) error {
+	if n, err := s.store.Mounted(id); err != nil || n == 0 {
+		return nil
+	}
+	if _, err := s.store.Unmount(id, force); err != nil {
+		if errors.Is(err, storage.ErrContainerUnknown) || errors.Is(err, storage.ErrLayerUnknown) || errors.Is(err, storage.ErrLayerNotMounted) {
+			return nil
+		}
+		return fmt.Errorf("unmount rootfs %s: %w", id, err)
+	}
+	return nil
+}
+
+// RemoveRootfs unmounts and deletes the layer; a missing layer succeeds.
+func (s *Service) RemoveRootfs(ctx context.Context, req *imagev1.RemoveRootfsRequest) (*imagev1.RemoveRootfsResponse, error) {
+	id := req.GetContainerId()
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	if _, err := s.store.Container(id); err != nil {
+		return &imagev1.RemoveRootfsResponse{}, nil
+	}
+	if err := s.unmount(id, true); err != nil {
+		return nil, err
+	}
+	if err := s.store.DeleteContainer(id); err != nil && !errors.Is(err, storage.ErrContainerUnknown) {
+		return nil, fmt.Errorf("remove rootfs %s: %w", id, err)
+	}
+	return &imagev1.RemoveRootfsResponse{}, nil
+}
+
+// ListRootfs lists every container layer.
+func (s *Service) ListRootfs(ctx context.Context, _ *imagev1.ListRootfsRequest) (*imagev1.ListRootfsResponse, error) {
+	cs, err := s.store.Containers()
+	if err != nil {
+		return nil, fmt.Errorf("list rootfs: %w", err)
+	}
+	out := &imagev1.ListRootfsResponse{}
+	for i := range cs {
+		out.Rootfs = append(out.Rootfs, s.toProto(&cs[i]))
+	}
+	return out, nil
+}
