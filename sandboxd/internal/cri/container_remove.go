@@ -1,13 +1,17 @@
 package cri
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"strings"
 
 	flog "flotilla.dev/lib/log"
 	imagev1 "flotilla.dev/proto/image/v1"
+	"flotilla.dev/sandboxd/internal/store"
 	"github.com/containerd/errdefs"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -52,6 +56,8 @@ func (s *Service) removeContainer(ctx context.Context, c *container) error {
 		}
 		_ = c.shim.Close()
 		c.shim = nil
+	} else if err := s.runtimeDelete(ctx, snap); err != nil {
+		return err
 	}
 	if s.Rootfs != nil {
 		if _, err := s.Rootfs.RemoveRootfs(ctx, &imagev1.RemoveRootfsRequest{ContainerId: snap.ID}); err != nil {
@@ -70,5 +76,23 @@ func (s *Service) removeContainer(ctx context.Context, c *container) error {
 	s.ctrNames.Release(ctrName(snap.PodID, c.cfg.GetMetadata()), snap.ID)
 	flog.From(ctx).Info("container removed", flog.KeyContainerID, snap.ID)
 	s.publishContainer(c, "removed")
+	return nil
+}
+
+// runtimeDelete runs `runtime delete --force` when the container's shim is
+// gone, so the runtime's state and cgroup do not outlive the record.
+func (s *Service) runtimeDelete(ctx context.Context, r store.Container) error {
+	handler := ""
+	if p, err := s.lookupPod(r.PodID); err == nil {
+		handler = p.snapshot().RuntimeHandler
+	}
+	rt, ok := s.Config.Runtime(handler)
+	if !ok {
+		return nil
+	}
+	out, err := exec.CommandContext(ctx, rt.Path, "--root", rt.Root, "delete", "--force", r.ID).CombinedOutput()
+	if err != nil && !strings.Contains(string(out), "does not exist") && !strings.Contains(string(out), "not exist") {
+		return fmt.Errorf("%s delete: %v: %s", rt.Path, err, bytes.TrimSpace(out))
+	}
 	return nil
 }

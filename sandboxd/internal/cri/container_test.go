@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -335,5 +336,37 @@ func TestSharedPIDNamespacePod(t *testing.T) {
 	list, _ := e.svc.ListContainers(context.Background(), &runtimeapi.ListContainersRequest{})
 	if len(list.Containers) != 1 {
 		t.Fatalf("the pause container is listed: %v", list.Containers)
+	}
+}
+
+// TestShimGoneAfterRestart: a container exits, its shim dies while
+// sandboxd is down; the restarted sandboxd reads the exit file, and
+// removing the container still cleans the runtime's state.
+func TestShimGoneAfterRestart(t *testing.T) {
+	e := newEnv(t)
+	podID, pcfg := e.podWithLogs("shimgone")
+	id := e.create(podID, pcfg, ctrConfig("quick", "sh", "-c", "exit 6"))
+	e.startCtr(id)
+	if st := e.waitExit(id); st.ExitCode != 6 {
+		t.Fatalf("exit %d", st.ExitCode)
+	}
+	shimPid, err := e.svc.ctrs[id].shim.(interface{ ShimPid() (int, error) }).ShimPid()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.stop()
+	if err := killPid(shimPid); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	if st := e.status(id); st.State != runtimeapi.ContainerState_CONTAINER_EXITED || st.ExitCode != 6 {
+		t.Fatalf("after restart: %v exit %d", st.State, st.ExitCode)
+	}
+	if _, err := e.svc.RemoveContainer(context.Background(), &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	rt, _ := e.cfg.Runtime("")
+	if out, _ := exec.Command(rt.Path, "--root", rt.Root, "list", "-q").Output(); strings.TrimSpace(string(out)) != "" {
+		t.Fatalf("runtime still knows %q", out)
 	}
 }
