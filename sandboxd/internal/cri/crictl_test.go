@@ -13,6 +13,8 @@ import (
 
 	"flotilla.dev/lib/daemon"
 	flog "flotilla.dev/lib/log"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -115,6 +117,29 @@ func TestCrictlFlow(t *testing.T) {
 	}
 	if out := crictl(t, sock, "ps", "-q"); out != cid {
 		t.Fatalf("ps: %q", out)
+	}
+	// The streaming list RPCs give what the unary ones give.
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rc := runtimeapi.NewRuntimeServiceClient(conn)
+	ps, err := rc.StreamPodSandboxes(context.Background(), &runtimeapi.StreamPodSandboxesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pm, err := ps.Recv()
+	if err != nil || len(pm.PodSandboxes) != 1 || pm.PodSandboxes[0].Id != podID {
+		t.Fatalf("stream pods: %v %v", pm, err)
+	}
+	cs, err := rc.StreamContainers(context.Background(), &runtimeapi.StreamContainersRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, err := cs.Recv()
+	if err != nil || len(cm.Containers) != 1 || cm.Containers[0].Id != cid {
+		t.Fatalf("stream containers: %v %v", cm, err)
 	}
 	crictl(t, sock, "stop", "-t", "1", cid)
 	crictl(t, sock, "rm", cid)
