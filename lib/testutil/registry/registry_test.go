@@ -158,3 +158,49 @@ func TestNormalize(t *testing.T) {
 		}
 	}
 }
+
+// Every reference of images.txt (all images but the large one) resolves through the mirrors, and
+// the images critest tells apart are different images.
+func TestAllImagesThroughMirrors(t *testing.T) {
+	r := StartT(t, Options{})
+	digests := map[string]string{}
+	for _, im := range r.Images {
+		if im.Name == "large" {
+			t.Errorf("the large image is pushed by default")
+		}
+		for _, ref := range im.Refs {
+			digests[ref] = inspect(t, r, ref).Digest
+		}
+	}
+	k := "gcr.io/k8s-staging-cri-tools/"
+	for _, same := range [][2]string{
+		{k + "test-image-tags:1", k + "test-image-tags:2"},
+		{k + "test-image-tags:1", k + "test-image-tags:3"},
+		{"registry.k8s.io/pause:3.9", "k8s.gcr.io/pause:3.9"},
+	} {
+		if digests[same[0]] != digests[same[1]] {
+			t.Errorf("%s and %s should be one image", same[0], same[1])
+		}
+	}
+	different := []string{k + "test-image-latest:latest", k + "test-image-1:latest", k + "test-image-2:latest",
+		k + "test-image-3:latest", k + "test-image-tags:1", "registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.9",
+		"registry.k8s.io/e2e-test-images/busybox:1.29-2"}
+	seen := map[string]string{}
+	for _, ref := range different {
+		if other, dup := seen[digests[ref]]; dup {
+			t.Errorf("%s and %s are the same image %s", ref, other, digests[ref])
+		}
+		seen[digests[ref]] = ref
+	}
+	for ref, user := range map[string]string{
+		k + "test-image-user-uid":            "1002",
+		k + "test-image-user-username":       "www-data",
+		k + "test-image-user-uid-group":      "1003:1004",
+		k + "test-image-user-username-group": "www-data:1004",
+		k + "test-image-predefined-group":    "1000",
+	} {
+		if c := inspectConfig(t, r, ref+":latest"); c.Config.User != user {
+			t.Errorf("%s: User %q, want %q", ref, c.Config.User, user)
+		}
+	}
+}
