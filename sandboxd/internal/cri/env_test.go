@@ -171,6 +171,8 @@ type env struct {
 	up     bool
 	// realNet, when set, is a real netd used instead of net.
 	realNet netv1.NetServiceClient
+	// realRootfs, when set, is a real imaged used instead of rootfs.
+	realRootfs imagev1.RootfsServiceClient
 }
 
 var busyboxImage = map[string]any{"Cmd": []string{"sh"}, "Env": []string{"PATH=/bin"}}
@@ -178,7 +180,10 @@ var busyboxImage = map[string]any{"Cmd": []string{"sh"}, "Env": []string{"PATH=/
 func newEnv(t testing.TB) *env { return newEnvWith(t, nil) }
 
 // newEnvWith uses net (a client of a real netd) instead of testNet.
-func newEnvWith(t testing.TB, net netv1.NetServiceClient) *env {
+func newEnvWith(t testing.TB, net netv1.NetServiceClient) *env { return newEnvReal(t, net, nil) }
+
+// newEnvReal uses real netd and imaged clients where given.
+func newEnvReal(t testing.TB, net netv1.NetServiceClient, rootfs imagev1.RootfsServiceClient) *env {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
@@ -193,7 +198,7 @@ func newEnvWith(t testing.TB, net netv1.NetServiceClient) *env {
 			"busybox": busyboxImage, cfg.PauseImage: {"Entrypoint": []string{"/bin/sleep", "1000000"}},
 		}},
 	}
-	e.realNet = net
+	e.realNet, e.realRootfs = net, rootfs
 	e.start()
 	t.Cleanup(e.cleanup)
 	return e
@@ -209,7 +214,11 @@ func (e *env) start() {
 	if e.realNet != nil {
 		net = e.realNet
 	}
-	svc, err := New(context.Background(), Deps{Config: e.cfg, Store: st, Bus: e.bus, Net: net, Rootfs: e.rootfs,
+	var rootfs imagev1.RootfsServiceClient = e.rootfs
+	if e.realRootfs != nil {
+		rootfs = e.realRootfs
+	}
+	svc, err := New(context.Background(), Deps{Config: e.cfg, Store: st, Bus: e.bus, Net: net, Rootfs: rootfs,
 		Shims: RealShims{Binary: e.cfg.ShimPath}})
 	if err != nil {
 		e.t.Fatal(err)
