@@ -299,14 +299,22 @@ func (s *Service) copy(ctx context.Context, named reference.Named, sys *types.Sy
 func classify(err error) error {
 	var unauth docker.ErrUnauthorizedForCredentials
 	var policyErr signature.PolicyRequirementError
+	var badSig signature.InvalidSignatureError
 	var ec errcode.Error
 	var ecs errcode.Errors
 	var netErr net.Error
 	switch {
-	case errors.As(err, &policyErr):
+	case errors.As(err, &policyErr), errors.As(err, &badSig),
+		// copy.Image wraps every policy refusal in this untyped message,
+		// including verification failures of the sigstore library.
+		strings.Contains(err.Error(), "Source image rejected: "):
 		return fmt.Errorf("%w: %w", err, errdefs.ErrPermissionDenied)
 	case errors.As(err, &unauth):
 		return fmt.Errorf("%w: %w", err, errdefs.ErrUnauthenticated)
+	case errors.As(err, &ec) && ec.Code == errcode.ErrorCodeUnauthorized:
+		return fmt.Errorf("%w: %w", err, errdefs.ErrUnauthenticated)
+	case errors.As(err, &ec) && ec.Code == errcode.ErrorCodeDenied:
+		return fmt.Errorf("%w: %w", err, errdefs.ErrPermissionDenied)
 	case errors.As(err, &ec) && isNotFoundCode(ec.Code):
 		return fmt.Errorf("%w: %w", err, errdefs.ErrNotFound)
 	case errors.As(err, &ecs) && len(ecs) > 0 && isNotFoundErrs(ecs):

@@ -1,0 +1,112 @@
+package server_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"flotilla.dev/lib/testutil/registry"
+	imagev1 "flotilla.dev/proto/image/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+func TestRootfsLifecycle(t *testing.T) {
+	reg := startRegistry(t, registry.Options{Images: []string{"busybox"}})
+	e := newEnv(t, reg, envOpts{})
+	ctx := ctxT(t)
+	id, err := e.pull(ctx, "busybox", nil)
+	must(t, err)
+	imageLayers, _ := e.stored()
+
+	// Not pulled: NotFound; bad ids: InvalidArgument.
+	_, err = e.rootfs.CreateRootfs(ctx, &imagev1.CreateRootfsRequest{ContainerId: "c1", Image: "pause:3.10"})
+	if status.Code(err) != codes.NotFound {
+		t.Errorf("rootfs on a missing image: %v", err)
+	}
+	for _, bad := range []string{"", "../escape", "a/b"} {
+		_, err = e.rootfs.CreateRootfs(ctx, &imagev1.CreateRootfsRequest{ContainerId: bad, Image: "busybox"})
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("container id %q: %v", bad, err)
+		}
+	}
+
+	cr, err := e.rootfs.CreateRootfs(ctx, &imagev1.CreateRootfsRequest{ContainerId: "c1", Image: "busybox", PodId: "p1", Name: "sleeper"})
+	must(t, err)
+	if cr.Image.GetId() != id || cr.Rootfs.GetImageId() != id || cr.Rootfs.LayerId == "" {
+		t.Fatalf("CreateRootfs = %v", cr)
+	}
+	var cfg struct {
+		Config struct{ Cmd []string } `json:"config"`
+	}
+	must(t, json.Unmarshal(cr.Image.ConfigJson, &cfg))
+	if len(cfg.Config.Cmd) == 0 {
+		t.Errorf("image config has no Cmd: %s", cr.Image.ConfigJson)
+	}
+	// Idempotent for the same image; another image for the same id is refused.
+	again, err := e.rootfs.CreateRootfs(ctx, &imagev1.CreateRootfsRequest{ContainerId: "c1", Image: id})
+	must(t, err)
+	if again.Rootfs.LayerId != cr.Rootfs.LayerId {
+		t.Errorf("second create made a new layer %s (first %s)", again.Rootfs.LayerId, cr.Rootfs.LayerId)
+	}
+
+	m, err := e.rootfs.MountRootfs(ctx, &imagev1.MountRootfsRequest{ContainerId: "c1"})
+	must(t, err)
+	if _, err := os.Stat(filepath.Join(m.MountPoint, "bin", "busybox")); err != nil {
+		t.Fatalf("mounted rootfs lacks /bin/busybox: %v", err)
+	}
+	// Writes go to the container layer, not to the image.
+	must(t, os.WriteFile(filepath.Join(m.MountPoint, "written"), []byte("x"), 0o644))
+	c2, err := e.rootfs.CreateRootfs(ctx, &imagev1.CreateRootfsRequest{ContainerId: "c2", Image: "busybox"})
+	must(t, err)
+	m2, err := e.rootfs.MountRootfs(ctx, &imagev1.MountRootfsRequest{ContainerId: "c2"})
+	must(t, err)
+	if _, err := os.Stat(filepath.Join(m2.MountPoint, "written")); !os.IsNotExist(err) {
+		t.Errorf("a write in c1 shows in c2: %v", err)
+	}
+
+	l, err := e.rootfs.ListRootfs(ctx, &imagev1.ListRootfsRequest{})
+	must(t, err)
+	byID := map[string]*imagev1.Rootfs{}
+	for _, r := range l.Rootfs {
+		byID[r.ContainerId] = r
+	}
+	if r := byID["c1"]; len(l.Rootfs) != 2 || r.PodId != "p1" || r.Name != "sleeper" || r.MountPoint != m.MountPoint || byID["c2"].LayerId != c2.Rootfs.LayerId {
+		t.Errorf("ListRootfs = %v", l.Rootfs)
+	}
+
+	_, err = e.rootfs.UnmountRootfs(ctx, &imagev1.UnmountRootfsRequest{ContainerId: "c1"})
+	must(t, err)
+	_, err = e.rootfs.UnmountRootfs(ctx, &imagev1.UnmountRootfsRequest{ContainerId: "c1"})
+	must(t, err)
+	if _, err := os.Stat(filepath.Join(m.MountPoint, "bin", "busybox")); err == nil {
+		t.Error("still mounted after UnmountRootfs")
+	}
+	// Remounting shows the earlier write (the layer persists until removed).
+	m, err = e.rootfs.MountRootfs(ctx, &imagev1.MountRootfsRequest{ContainerId: "c1"})
+	must(t, err)
+	if _, err := os.Stat(filepath.Join(m.MountPoint, "written")); err != nil {
+		t.Errorf("write lost across unmount: %v", err)
+	}
+
+	// Remove unmounts; removing twice succeeds.
+	for _, c := range []string{"c1", "c2", "c1", "never-created"} {
+		_, err = e.rootfs.RemoveRootfs(ctx, &imagev1.RemoveRootfsRequest{ContainerId: c})
+		must(t, err)
+	}
+	_, err = e.rootfs.UnmountRootfs(ctx, &imagev1.UnmountRootfsRequest{ContainerId: "never-created"})
+	must(t, err)
+	_, err = e.rootfs.MountRootfs(ctx, &imagev1.MountRootfsRequest{ContainerId: "c1"})
+	if status.Code(err) != codes.NotFound {
+		t.Errorf("mount of a removed rootfs: %v", err)
+	}
+	l, err = e.rootfs.ListRootfs(ctx, &imagev1.ListRootfsRequest{})
+	must(t, err)
+	if len(l.Rootfs) != 0 {
+		t.Errorf("ListRootfs after removal = %v", l.Rootfs)
+	}
+	if layers, _ := e.stored(); layers != imageLayers {
+		t.Errorf("%d layers stored, want the image's %d", layers, imageLayers)
+	}
+}
