@@ -1,6 +1,6 @@
 module flotilla.dev/ctl
 
-go 1.26.0
+go 1.26.8
 
 replace (
 	flotilla.dev/lib => ../lib
@@ -9,6 +9,7 @@ replace (
 
 require (
 	flotilla.dev/lib v0.0.0-00010101000000-000000000000
+	flotilla.dev/netd v0.0.0-00010101000000-000000000000
 	flotilla.dev/proto v0.0.0-00010101000000-000000000000
 	github.com/pelletier/go-toml/v2 v2.4.3
 	github.com/spf13/cobra v1.10.2
@@ -38,3 +39,5 @@ require (
 	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
 )
+
+replace flotilla.dev/netd => ../netd

@@ -3,6 +3,8 @@ package fleet
 import (
 	"bytes"
 	"encoding/json"
+
+	netconf "flotilla.dev/netd/conflist"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -76,26 +78,12 @@ cni_bin_dirs = [{{range $i, $d := .CNIBinDirs}}{{if $i}}, {{end}}{{q $d}}{{end}}
 network = {{q .Net.Name}}
 `
 
-// conflist is the fleet's CNI network: a bridge with host-local IPAM (its
-// data under the fleet's root) and portmap for hostPorts.
+// conflist is the fleet's CNI network: netd's bridge conflist (bridge,
+// host-local with its data under the fleet's root, portmap, bandwidth,
+// firewall) with the fleet's own bridge name and subnet.
 func conflist(l Layout, n Network) ([]byte, error) {
-	doc := map[string]any{
-		"cniVersion": "1.0.0",
-		"name":       n.Name,
-		"plugins": []any{
-			map[string]any{
-				"type": "bridge", "bridge": n.Bridge, "isGateway": true, "ipMasq": false, "hairpinMode": true,
-				"ipam": map[string]any{
-					"type":    "host-local",
-					"dataDir": filepath.Join(l.Lib, "netd", "ipam"),
-					"ranges":  [][]map[string]string{{{"subnet": n.Subnet}}},
-					"routes":  []map[string]string{{"dst": "0.0.0.0/0"}},
-				},
-			},
-			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}, "snat": true},
-		},
-	}
-	return json.MarshalIndent(doc, "", "  ")
+	return netconf.Bridge{Name: n.Name, Bridge: n.Bridge, Subnets: []string{n.Subnet},
+		DataDir: filepath.Join(l.Lib, "netd", "ipam"), IPMasq: false}.JSON()
 }
 
 func firstExisting(paths ...string) string {

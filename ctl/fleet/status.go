@@ -12,8 +12,8 @@ import (
 
 // Status is the CRI Status as the fleet's front door reports it.
 type Status struct {
-	RuntimeReady, NetworkReady bool
-	RuntimeReason, NetworkReason string
+	RuntimeReady, NetworkReady     bool
+	RuntimeReason, NetworkReason   string
 	RuntimeMessage, NetworkMessage string
 }
 

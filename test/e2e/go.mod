@@ -1,6 +1,6 @@
 module flotilla.dev/test/e2e
 
-go 1.26.0
+go 1.26.8
 
 replace (
 	flotilla.dev/lib => ../../lib
@@ -18,6 +18,7 @@ require (
 )
 
 require (
+	flotilla.dev/netd v0.0.0-00010101000000-000000000000 // indirect
 	github.com/antithesishq/antithesis-sdk-go v0.9.0-default-no-op // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/klauspost/compress v1.20.4 // indirect
@@ -35,3 +36,5 @@ require (
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+replace flotilla.dev/netd => ../../netd
