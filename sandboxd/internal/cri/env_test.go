@@ -173,6 +173,7 @@ type env struct {
 	realNet netv1.NetServiceClient
 	// realRootfs, when set, is a real imaged used instead of rootfs.
 	realRootfs imagev1.RootfsServiceClient
+	images     runtimeapi.ImageServiceClient
 }
 
 var busyboxImage = map[string]any{"Cmd": []string{"sh"}, "Env": []string{"PATH=/bin"}}
@@ -218,7 +219,7 @@ func (e *env) start() {
 	if e.realRootfs != nil {
 		rootfs = e.realRootfs
 	}
-	svc, err := New(context.Background(), Deps{Config: e.cfg, Store: st, Bus: e.bus, Net: net, Rootfs: rootfs,
+	svc, err := New(context.Background(), Deps{Config: e.cfg, Store: st, Bus: e.bus, Net: net, Rootfs: rootfs, Images: e.images,
 		Shims: RealShims{Binary: e.cfg.ShimPath}})
 	if err != nil {
 		e.t.Fatal(err)

@@ -88,14 +88,18 @@ func mountsUnder(dir string) []string {
 }
 
 // TestRealImagesWithImaged runs a crictl-default pod (shared PID namespace:
-// the real pause image, catatonit) and a busybox container from the real
-// imaged, and leaves no container layer behind.
+// the real pause image, catatonit, pulled on demand) and a busybox container
+// from the real imaged, and leaves no container layer behind.
 func TestRealImagesWithImaged(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
-	rootfs, _ := startImaged(t, "busybox", "registry.k8s.io/pause:3.10")
+	// The pause image is not pulled: sandboxd pulls it through imaged.
+	rootfs, images := startImaged(t, "busybox")
 	e := newEnvReal(t, nil, rootfs)
+	e.images = images
+	e.stop()
+	e.start()
 	ctx := context.Background()
 	pcfg := podConfig("real")
 	pcfg.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD

@@ -112,11 +112,10 @@ func (s *Service) runPod(ctx context.Context, req *runtimeapi.RunPodSandboxReque
 	}
 	cleanups = append(cleanups, func() { _ = os.RemoveAll(dir) })
 
+	// Without a hostname (or on the host network) the pod takes the node's,
+	// as CRI-O does.
 	hostname := cfg.GetHostname()
-	if hostname == "" && !hostNet {
-		hostname = cfg.GetMetadata().GetName()
-	}
-	if hostNet {
+	if hostname == "" || hostNet {
 		hostname, _ = os.Hostname()
 	}
 	var kinds []nsutil.Kind

@@ -246,3 +246,15 @@ func TestReconcileRemovesOrphans(t *testing.T) {
 		t.Fatal("live pod touched:", err)
 	}
 }
+
+func TestPodWithoutHostnameTakesTheNodes(t *testing.T) {
+	e := newEnv(t)
+	cfg := podConfig(strings.Repeat("long-pod-name-", 6)) // longer than a hostname may be
+	cfg.Hostname = ""
+	id := e.runPod(cfg)
+	node, _ := os.Hostname()
+	out, err := exec.Command("nsenter", "--uts="+e.svc.pods[id].snapshot().UTSNS, "hostname").Output()
+	if err != nil || strings.TrimSpace(string(out)) != node {
+		t.Fatalf("hostname %q %v, want %q", out, err, node)
+	}
+}

@@ -35,6 +35,9 @@ type Deps struct {
 	Bus    bus.Bus
 	Net    netv1.NetServiceClient
 	Rootfs imagev1.RootfsServiceClient
+	// Images is imaged's CRI ImageService (the same socket), used to pull
+	// the pause image when a pod needs it and it is missing.
+	Images runtimeapi.ImageServiceClient
 	Shims  Shims
 	Log    *slog.Logger
 	// Host facts; zero values are read from the host by New.

@@ -70,7 +70,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	svc, err := cri.New(ctx, cri.Deps{
 		Config: cfg, Store: st, Bus: b, Log: log,
 		Net: netv1.NewNetServiceClient(netd), Rootfs: imagev1.NewRootfsServiceClient(imaged),
-		Shims: cri.RealShims{Binary: shimPath},
+		Images: runtimeapi.NewImageServiceClient(imaged),
+		Shims:  cri.RealShims{Binary: shimPath},
 	})
 	if err != nil {
 		return err
