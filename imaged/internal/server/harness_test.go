@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 
 // env is one imaged served in-process on a temp socket with a temp store.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	cfg    *config.Config
 	images runtimeapi.ImageServiceClient
 	rootfs imagev1.RootfsServiceClient
@@ -49,22 +49,23 @@ type envOpts struct {
 	policy         string // content; default: accept anything
 	registriesD    string // registries.d default-docker yaml; optional
 	progress       time.Duration
+	quiet          bool // log warnings only
 }
 
-func needRoot(t *testing.T) {
+func needRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (overlay storage)")
 	}
 }
 
-func startRegistry(t *testing.T, opts registry.Options) *registry.Registry {
+func startRegistry(t testing.TB, opts registry.Options) *registry.Registry {
 	t.Helper()
 	needRoot(t)
 	return registry.StartT(t, opts)
 }
 
-func newEnv(t *testing.T, reg *registry.Registry, o envOpts) *env {
+func newEnv(t testing.TB, reg *registry.Registry, o envOpts) *env {
 	t.Helper()
 	needRoot(t)
 	dir, err := os.MkdirTemp("", "imaged-test-")
@@ -101,7 +102,11 @@ func newEnv(t *testing.T, reg *registry.Registry, o envOpts) *env {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	level := slog.LevelInfo
+	if o.quiet {
+		level = slog.LevelWarn
+	}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
 	go func() { done <- server.Serve(ctx, cfg, log, e.bus) }()
 	conn, err := grpc.NewClient("unix://"+cfg.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	must(t, err)
@@ -138,7 +143,7 @@ func drain(c chan error) error {
 	}
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
@@ -146,7 +151,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // unmountUnder fails the test for any mount left under dir, and removes it.
-func unmountUnder(t *testing.T, dir string) {
+func unmountUnder(t testing.TB, dir string) {
 	t.Helper()
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
@@ -182,14 +187,14 @@ func (e *env) eventsOn(subject string) []*eventsv1.ImageEvent {
 	return out
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
 }
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
