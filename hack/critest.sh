@@ -50,6 +50,12 @@ FAILED=0
 
 cleanup() {
 	if [ -n "$FLEET_PID" ] && kill -0 "$FLEET_PID" 2>/dev/null; then
+		# what critest left behind (failed specs skip their cleanup), removed through the CRI
+		if [ -n "$ENDPOINT" ] && [ -x "$ROOT/.tools/bin/crictl" ]; then
+			timeout 120 "$ROOT/.tools/bin/crictl" --runtime-endpoint "$ENDPOINT" --image-endpoint "$ENDPOINT" \
+				rmp --all --force >"$WORK/cleanup.log" 2>&1 ||
+				echo "critest.sh: removing the pods left by critest failed (see $WORK/cleanup.log)" >&2
+		fi
 		kill -TERM "$FLEET_PID" 2>/dev/null
 		wait "$FLEET_PID" 2>/dev/null
 	fi
@@ -57,6 +63,8 @@ cleanup() {
 		kill -TERM "$REG_PID" 2>/dev/null
 		wait "$REG_PID" 2>/dev/null
 	fi
+	# mounts left under the work directory (e.g. pinned network namespaces of pods not removed)
+	grep -o " $WORK/[^ ]*" /proc/self/mounts 2>/dev/null | sort -r | while read -r m; do umount -l "$m"; done
 	if [ "$KEEP" = 1 ] || [ "$FAILED" = 1 ]; then
 		echo "critest.sh: logs kept in $WORK" >&2
 	else
