@@ -34,8 +34,10 @@ mkdir -p "$NEW"
 
 # --- Debian packages -------------------------------------------------------------------------------
 mkdir -p "$W/debs"
-(cd "$W/debs" && apt-get download -q busybox libc6 catatonit >/dev/null 2>"$W/apt.log") || {
-	cat "$W/apt.log" >&2; echo "build-test-images: apt-get download failed (apt-get update?)" >&2; exit 1; }
+download() { (cd "$W/debs" && apt-get download -q busybox libc6 catatonit >/dev/null 2>"$W/apt.log"); }
+# the package lists may be missing (a fresh machine): update them once and retry
+download || { apt-get update -qq >/dev/null 2>&1; download; } || {
+	cat "$W/apt.log" >&2; echo "build-test-images: apt-get download failed" >&2; exit 1; }
 for deb in "$W"/debs/*.deb; do
 	pkg=$(dpkg-deb -f "$deb" Package)
 	dpkg -x "$deb" "$W/x-$pkg"

@@ -467,3 +467,31 @@ func (r *Registry) push(imagesDir string, images []Image) error {
 	}
 	return errors.Join(errs...)
 }
+
+// Main runs a test binary's tests with one registry for all of them (pushing once), stopped at
+// the end; *reg is set before the tests run. Use it from TestMain:
+//
+//	var reg *registry.Registry
+//	func TestMain(m *testing.M) { os.Exit(registry.Main(m, registry.Options{}, &reg)) }
+func Main(m *testing.M, opts Options, reg **Registry) int {
+	dir, err := os.MkdirTemp("", "flotilla-registry-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "registry:", err)
+		return 1
+	}
+	r, err := Start(dir, opts)
+	if err != nil {
+		os.RemoveAll(dir)
+		fmt.Fprintln(os.Stderr, "registry:", err)
+		return 1
+	}
+	*reg = r
+	code := m.Run()
+	if err := r.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "registry: stop:", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
+}
