@@ -207,6 +207,15 @@ func TestContainerOOMKilled(t *testing.T) {
 	if st.Reason != "OOMKilled" {
 		t.Fatalf("over its memory limit: reason %q exit %d", st.Reason, st.ExitCode)
 	}
+	var oom bool
+	for _, ev := range e.bus.Published {
+		if ev.Subject == eventsv1.SubjectContainerOOM && ev.GetContainer().GetContainerId() == id && ev.GetContainer().GetReason() == "OOMKilled" {
+			oom = true
+		}
+	}
+	if !oom {
+		t.Fatal("no OOM event published")
+	}
 }
 
 func TestOOMScoreAdjClampedWithoutCapSysResource(t *testing.T) {
