@@ -154,7 +154,9 @@ func TestImageBusybox(t *testing.T) {
 		[ /bin/ls -ef /bin/busybox ] && echo ls-is-busybox
 		[ -L /bin/ls ] && echo ls-is-symlink
 		echo "www-data=$(grep -c ^www-data: /etc/passwd)"
-		sleep 1000 & echo "sleep=$!"
+		sleep 1000 &
+		until [ "$(cat /proc/$!/comm)" = sleep ]; do :; done # until the child has exec'd sleep
+		echo "sleep=$!"
 		echo "pgrep=$(pgrep sleep)"
 		echo "ipcs=$(ipcs -m | grep -c 'Shared Memory')"
 		kill $!`))
