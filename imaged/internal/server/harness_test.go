@@ -39,6 +39,8 @@ type env struct {
 	images runtimeapi.ImageServiceClient
 	rootfs imagev1.RootfsServiceClient
 	bus    *bus.Mem
+	log    *slog.Logger
+	stop   func()
 
 	mu     sync.Mutex
 	events []*eventsv1.Envelope
@@ -100,31 +102,14 @@ func newEnv(t testing.TB, reg *registry.Registry, o envOpts) *env {
 		e.events = append(e.events, ev)
 		e.mu.Unlock()
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
 	level := slog.LevelInfo
 	if o.quiet {
 		level = slog.LevelWarn
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
-	go func() { done <- server.Serve(ctx, cfg, log, e.bus) }()
-	conn, err := grpc.NewClient("unix://"+cfg.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	must(t, err)
-	e.images = runtimeapi.NewImageServiceClient(conn)
-	e.rootfs = imagev1.NewRootfsServiceClient(conn)
-	// Wait until serving (the socket answers).
-	waitCtx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer wcancel()
-	if _, err := e.images.ListImages(waitCtx, &runtimeapi.ListImagesRequest{}, grpc.WaitForReady(true)); err != nil {
-		cancel()
-		t.Fatalf("imaged not serving: %v (%v)", err, drain(done))
-	}
+	e.log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
+	e.start()
 	t.Cleanup(func() {
-		conn.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("imaged: %v", err)
-		}
+		e.stop()
 		unsub()
 		unmountUnder(t, dir)
 		if err := os.RemoveAll(dir); err != nil {
@@ -132,6 +117,34 @@ func newEnv(t testing.TB, reg *registry.Registry, o envOpts) *env {
 		}
 	})
 	return e
+}
+
+// start serves imaged in-process and connects to it.
+func (e *env) start() {
+	t := e.t
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- server.Serve(ctx, e.cfg, e.log, e.bus) }()
+	conn, err := grpc.NewClient("unix://"+e.cfg.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	must(t, err)
+	e.images = runtimeapi.NewImageServiceClient(conn)
+	e.rootfs = imagev1.NewRootfsServiceClient(conn)
+	e.stop = func() {
+		conn.Close()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("imaged: %v", err)
+		}
+		e.stop = func() {}
+	}
+	// Wait until serving (the socket answers).
+	waitCtx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer wcancel()
+	if _, err := e.images.ListImages(waitCtx, &runtimeapi.ListImagesRequest{}, grpc.WaitForReady(true)); err != nil {
+		cancel()
+		t.Fatalf("imaged not serving: %v (%v)", err, drain(done))
+	}
 }
 
 func drain(c chan error) error {

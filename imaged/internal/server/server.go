@@ -3,6 +3,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"flotilla.dev/lib/version"
 	eventsv1 "flotilla.dev/proto/events/v1"
 	imagev1 "flotilla.dev/proto/image/v1"
+	"go.podman.io/storage"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -40,7 +42,11 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, b bus.Bus)
 		return err
 	}
 	defer func() {
-		if _, err := st.Shutdown(false); err != nil {
+		// Mounted container layers stay mounted: their containers keep
+		// running while imaged restarts.
+		if _, err := st.Shutdown(false); errors.Is(err, storage.ErrLayerUsedByContainer) {
+			log.Info("storage left with mounted container layers")
+		} else if err != nil {
 			log.Warn("shut down storage", flog.KeyError, err)
 		}
 	}()
