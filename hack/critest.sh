@@ -122,6 +122,12 @@ if [ -z "$ENDPOINT" ]; then
 fi
 
 # --- critest ----------------------------------------------------------------------------------------------
+if [ -x "$ROOT/.tools/bin/crictl" ] &&
+	! timeout 30 "$ROOT/.tools/bin/crictl" --runtime-endpoint "$ENDPOINT" version >"$WORK/version.log" 2>&1; then
+	FAILED=1
+	cat "$WORK/version.log" >&2
+	die "no CRI runtime answers on $ENDPOINT"
+fi
 ARGS=(-runtime-endpoint "$ENDPOINT" -image-endpoint "$ENDPOINT"
 	--ginkgo.timeout 75m --ginkgo.no-color --ginkgo.junit-report "$WORK/junit.xml")
 [ -n "$FOCUS" ] && ARGS+=(--ginkgo.focus "$FOCUS")
