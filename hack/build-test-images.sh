@@ -4,7 +4,8 @@
 # made with umoci: OUTDIR/<name>, one layout per image, tagged with the upstream tags it stands for.
 # test/images/images.txt maps each name to the upstream references (pushed by lib/testutil/registry).
 #
-# Cached: OUTDIR/.stamp holds a hash of this script and test/images/; when it matches, nothing is done.
+# Cached: OUTDIR/.stamp holds a hash of this script and test/images/ (but *.md); when it matches, nothing
+# is done.
 # Safe to run concurrently (flock on OUTDIR.lock); the new set replaces the old one only when complete.
 set -euo pipefail
 
@@ -17,7 +18,7 @@ for tool in umoci gcc apt-get dpkg flock sha256sum; do
 	command -v "$tool" >/dev/null || { echo "build-test-images: $tool not found" >&2; exit 1; }
 done
 
-HASH=$( (cat "${BASH_SOURCE[0]}"; cd "$SRC" && find . -type f | LC_ALL=C sort | xargs cat) | sha256sum | cut -d' ' -f1)
+HASH=$( (cat "${BASH_SOURCE[0]}"; cd "$SRC" && find . -type f ! -name '*.md' | LC_ALL=C sort | xargs cat) | sha256sum | cut -d' ' -f1)
 
 exec 9>"$OUT.lock"
 flock 9
