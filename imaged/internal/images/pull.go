@@ -321,6 +321,9 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %w", err, errdefs.ErrNotFound)
 	case errors.As(err, &netErr):
 		return fmt.Errorf("%w: %w", err, errdefs.ErrUnavailable)
+	case strings.Contains(err.Error(), "Digest did not match"):
+		// copy's digesting reader returns an untyped error for corrupt blobs.
+		return fmt.Errorf("%w: %w", err, errdefs.ErrDataLoss)
 	case strings.Contains(err.Error(), "is blocked in"):
 		// sysregistriesv2 returns a plain error for blocked registries.
 		return fmt.Errorf("%w: %w", err, errdefs.ErrPermissionDenied)

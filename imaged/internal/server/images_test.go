@@ -195,7 +195,7 @@ func TestRemoveImage(t *testing.T) {
 }
 
 func TestConcurrentPullsCoalesced(t *testing.T) {
-	reg := startRegistry(t, registry.Options{Images: []string{"busybox"}})
+	reg := startRegistry(t, registry.Options{Images: []string{"busybox", "pause-3.10", "pause-3.9", "test-image-1"}})
 	e := newEnv(t, reg, envOpts{})
 	ctx := ctxT(t)
 	var wg sync.WaitGroup
@@ -222,6 +222,28 @@ func TestConcurrentPullsCoalesced(t *testing.T) {
 	}
 	if _, imgs := e.stored(); imgs != 1 {
 		t.Errorf("%d images stored", imgs)
+	}
+	// Different images pull side by side.
+	refs := []string{"registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.9", "gcr.io/k8s-staging-cri-tools/test-image-1:latest"}
+	got := make([]string, len(refs))
+	for i, ref := range refs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], errs[i] = e.pull(ctx, ref, nil)
+		}()
+	}
+	wg.Wait()
+	for i := range refs {
+		if errs[i] != nil || got[i] == "" || got[i] == ids[0] {
+			t.Errorf("pull %s: %s %v", refs[i], got[i], errs[i])
+		}
+	}
+	if got[0] == got[1] {
+		t.Error("pause:3.10 and pause:3.9 are one image")
+	}
+	if _, imgs := e.stored(); imgs != 4 {
+		t.Errorf("%d images stored, want 4", imgs)
 	}
 }
 

@@ -25,6 +25,7 @@ type stallProxy struct {
 	*httptest.Server
 	mu      sync.Mutex
 	blob    string
+	corrupt bool // serve the blob with one byte changed instead of stalling
 	release chan struct{}
 	stalled chan struct{}
 }
@@ -35,6 +36,20 @@ func newStallProxy(t *testing.T, reg *registry.Registry, blob string) *stallProx
 	p := &stallProxy{blob: blob, release: make(chan struct{}), stalled: make(chan struct{}, 16)}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/blobs/"+p.blob) && p.corrupt {
+			rec := httptest.NewRecorder()
+			rp.ServeHTTP(rec, r)
+			body := rec.Body.Bytes()
+			if len(body) > 100 {
+				body[len(body)/2] ^= 0xff
+			}
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(body)
+			return
+		}
 		if strings.HasSuffix(r.URL.Path, "/blobs/"+p.blob) {
 			p.stalled <- struct{}{}
 			select {
@@ -52,6 +67,10 @@ func newStallProxy(t *testing.T, reg *registry.Registry, blob string) *stallProx
 func (p *stallProxy) addr() string { return strings.TrimPrefix(p.URL, "http://") }
 
 func stalledEnv(t *testing.T, timeout time.Duration) (*env, *stallProxy, string) {
+	return proxiedEnv(t, timeout, false)
+}
+
+func proxiedEnv(t *testing.T, timeout time.Duration, corrupt bool) (*env, *stallProxy, string) {
 	reg := startRegistry(t, registry.Options{Images: []string{"busybox"}})
 	out, err := reg.Skopeo(ctxT(t), "inspect", "--tls-verify=false", "--raw", "docker://"+reg.Local("docker.io/library/busybox:latest"))
 	must(t, err)
@@ -62,6 +81,7 @@ func stalledEnv(t *testing.T, timeout time.Duration) (*env, *stallProxy, string)
 	}
 	// The base layer arrives and is committed; the top one stalls.
 	p := newStallProxy(t, reg, m.Layers[len(m.Layers)-1].Digest)
+	p.corrupt = corrupt
 	conf := fmt.Sprintf("[[registry]]\nlocation = %q\ninsecure = true\n", p.addr())
 	e := newEnv(t, reg, envOpts{registriesConf: conf, progress: timeout})
 	return e, p, p.addr() + "/docker.io/library/busybox:latest"
@@ -114,5 +134,18 @@ func TestCancelledPullLeavesNothing(t *testing.T) {
 	must(t, err)
 	if e.status(ctxT(t), ref).GetId() != id {
 		t.Error("image not stored after the retry")
+	}
+}
+
+// A layer whose bytes do not match its digest fails the pull; the layers
+// committed before it are not kept.
+func TestCorruptLayerLeavesNothing(t *testing.T) {
+	e, _, ref := proxiedEnv(t, time.Minute, true)
+	_, err := e.pull(ctxT(t), ref, nil)
+	if status.Code(err) != codes.DataLoss || !strings.Contains(err.Error(), "Digest did not match") {
+		t.Fatalf("pull of a corrupt layer: %v, want DataLoss saying the digest did not match", err)
+	}
+	if l, i := e.stored(); l != 0 || i != 0 {
+		t.Errorf("corrupt pull left %d layers, %d images", l, i)
 	}
 }
