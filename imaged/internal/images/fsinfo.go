@@ -12,22 +12,17 @@ import (
 )
 
 // ImageFsInfo implements runtime.v1.ImageService: bytes and inodes used by
-// the images and by the container layers of the store.
+// the store. Images and container layers share one store, so the container
+// filesystem is the image filesystem (as CRI-O reports it; a different one
+// would tell the kubelet the disk is split).
 func (s *Service) ImageFsInfo(ctx context.Context, _ *runtimeapi.ImageFsInfoRequest) (*runtimeapi.ImageFsInfoResponse, error) {
-	root := s.o.Store.GraphRoot()
-	driver := s.o.Store.GraphDriverName()
-	now := time.Now().UnixNano()
-	img, err := usage(ctx, root, now)
-	if err != nil {
-		return nil, err
-	}
-	ctr, err := usage(ctx, filepath.Join(root, driver+"-containers"), now)
+	fs, err := usage(ctx, s.o.Store.GraphRoot(), time.Now().UnixNano())
 	if err != nil {
 		return nil, err
 	}
 	return &runtimeapi.ImageFsInfoResponse{
-		ImageFilesystems:     []*runtimeapi.FilesystemUsage{img},
-		ContainerFilesystems: []*runtimeapi.FilesystemUsage{ctr},
+		ImageFilesystems:     []*runtimeapi.FilesystemUsage{fs},
+		ContainerFilesystems: []*runtimeapi.FilesystemUsage{fs},
 	}, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sync"
 
 	"flotilla.dev/imaged/internal/images"
 	imagev1 "flotilla.dev/proto/image/v1"
@@ -22,6 +23,7 @@ type Service struct {
 	imagev1.UnimplementedRootfsServiceServer
 	store  storage.Store
 	images *images.Service
+	mu     sync.Mutex // serializes mount/unmount decisions
 }
 
 // New returns a Service on the store, resolving images through imgs.
@@ -87,10 +89,21 @@ func (s *Service) toProto(c *storage.Container) *imagev1.Rootfs {
 	return r
 }
 
-// MountRootfs mounts the layer and returns its path.
+// MountRootfs mounts the layer and returns its path. Mounting a mounted
+// layer returns the same path without counting a second mount, so one
+// UnmountRootfs always unmounts (sandboxd may repeat a mount after a restart).
 func (s *Service) MountRootfs(ctx context.Context, req *imagev1.MountRootfsRequest) (*imagev1.MountRootfsResponse, error) {
 	if err := checkID(req.GetContainerId()); err != nil {
 		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, err := s.store.Container(req.GetContainerId()); err == nil {
+		if n, err := s.store.Mounted(c.ID); err == nil && n > 0 {
+			if l, err := s.store.Layer(c.LayerID); err == nil && l.MountPoint != "" {
+				return &imagev1.MountRootfsResponse{MountPoint: l.MountPoint}, nil
+			}
+		}
 	}
 	p, err := s.store.Mount(req.GetContainerId(), "")
 	if err != nil {
@@ -107,6 +120,8 @@ func (s *Service) UnmountRootfs(ctx context.Context, req *imagev1.UnmountRootfsR
 	if err := checkID(req.GetContainerId()); err != nil {
 		return nil, err
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err := s.unmount(req.GetContainerId(), req.GetForce()); err != nil {
 		return nil, err
 	}
@@ -135,6 +150,8 @@ func (s *Service) RemoveRootfs(ctx context.Context, req *imagev1.RemoveRootfsReq
 	if _, err := s.store.Container(id); err != nil {
 		return &imagev1.RemoveRootfsResponse{}, nil
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err := s.unmount(id, true); err != nil {
 		return nil, err
 	}

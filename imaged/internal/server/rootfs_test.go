@@ -76,6 +76,13 @@ func TestRootfsLifecycle(t *testing.T) {
 		t.Errorf("ListRootfs = %v", l.Rootfs)
 	}
 
+	// Mounting again (sandboxd after a restart) returns the same path, and
+	// one unmount still unmounts.
+	again2, err := e.rootfs.MountRootfs(ctx, &imagev1.MountRootfsRequest{ContainerId: "c1"})
+	must(t, err)
+	if again2.MountPoint != m.MountPoint {
+		t.Errorf("second mount at %s, first at %s", again2.MountPoint, m.MountPoint)
+	}
 	_, err = e.rootfs.UnmountRootfs(ctx, &imagev1.UnmountRootfsRequest{ContainerId: "c1"})
 	must(t, err)
 	_, err = e.rootfs.UnmountRootfs(ctx, &imagev1.UnmountRootfsRequest{ContainerId: "c1"})
