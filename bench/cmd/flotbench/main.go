@@ -1,0 +1,163 @@
+// Command flotbench measures a CRI runtime (any CRI socket), the floor (bare
+// runc and netns + CNI) and compares results.
+//
+//	flotbench cri   --endpoint unix:///run/x.sock --name X --out x.json ...
+//	flotbench floor --rootfs DIR --out floor.json ...
+//	flotbench compare flotilla.json containerd.json floor.json
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"flotilla.dev/bench/internal/floor"
+	"flotilla.dev/bench/internal/procmem"
+	"flotilla.dev/bench/internal/report"
+	"flotilla.dev/bench/internal/scenario"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch os.Args[1] {
+	case "cri":
+		err = runCRI(ctx, os.Args[2:])
+	case "floor":
+		err = runFloor(ctx, os.Args[2:])
+	case "compare":
+		err = runCompare(os.Args[2:])
+	default:
+		usage()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "flotbench:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: flotbench cri|floor|compare [flags] (flotbench <cmd> -h for the flags)")
+	os.Exit(2)
+}
+
+func list(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func runCRI(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("cri", flag.ExitOnError)
+	var o scenario.Options
+	name := fs.String("name", "runtime", "name of the runtime in the results")
+	out := fs.String("out", "", "write the JSON result to this file")
+	fs.StringVar(&o.Endpoint, "endpoint", "", "CRI endpoint, unix:///path/cri.sock (required)")
+	fs.StringVar(&o.Image, "image", "registry.k8s.io/e2e-test-images/busybox:1.29-2", "busybox image (sleep, echo); pulled untimed when absent")
+	fs.StringVar(&o.WorkDir, "work-dir", "", "directory for pod logs (default: a new temp dir, removed at exit)")
+	fs.IntVar(&o.Pods, "pods", 20, "pod start: pods started one after another")
+	fs.IntVar(&o.Density, "density", 30, "density: pods started concurrently")
+	fs.IntVar(&o.Concurrency, "concurrency", 8, "density: concurrent starts and teardowns")
+	fs.IntVar(&o.ExecCalls, "exec", 50, "ExecSync calls")
+	fs.IntVar(&o.ListCalls, "list", 20, "calls of each List* RPC")
+	fs.DurationVar(&o.CallTimeout, "timeout", time.Minute, "deadline of each CRI call")
+	daemons := fs.String("daemons", "", "comma-separated process names of the runtime's daemons, e.g. criproxy,imaged,sandboxd,netd")
+	perPod := fs.String("per-pod", "", "comma-separated process names that exist per pod, e.g. flotilla-shim,catatonit")
+	scope := fs.String("scope", "", "count only processes whose (or whose ancestor's) command line or cwd contains this, e.g. the runtime's root")
+	fs.Parse(args)
+	if o.Endpoint == "" {
+		return fmt.Errorf("cri: --endpoint is required")
+	}
+	self := map[int]bool{os.Getpid(): true}
+	o.Daemons = procmem.Selector{Names: list(*daemons), Scope: *scope, Exclude: self}
+	o.PerPod = procmem.Selector{Names: list(*perPod), Scope: *scope, Exclude: self}
+	o.RunID = fmt.Sprintf("%x", time.Now().UnixNano()&0xffffffff)
+	if o.WorkDir == "" {
+		d, err := os.MkdirTemp("", "flotbench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		o.WorkDir = d
+	}
+	res := report.New(*name)
+	r, err := scenario.Dial(ctx, o, res)
+	if err != nil {
+		return err
+	}
+	r.MeasureDaemons("idle")
+	if err := r.EnsureImage(ctx); err != nil {
+		res.Problem("%v", err)
+	}
+	func() {
+		defer r.Close() // removes every pod left, also after Ctrl-C
+		r.PodStart(ctx)
+		if ctx.Err() == nil {
+			r.Density(ctx)
+		}
+	}()
+	if ctx.Err() != nil {
+		res.Problem("interrupted: %v", ctx.Err())
+	}
+	return finish(res, *out)
+}
+
+func finish(res *report.Result, out string) error {
+	res.Print(os.Stdout)
+	if out != "" {
+		if err := res.Write(out); err != nil {
+			return err
+		}
+		fmt.Printf("result: %s\n", out)
+	}
+	return nil
+}
+
+func runFloor(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("floor", flag.ExitOnError)
+	var o floor.Options
+	out := fs.String("out", "", "write the JSON result to this file")
+	fs.StringVar(&o.Rootfs, "rootfs", "", "busybox root filesystem (e.g. umoci unpack of the benchmark image), used read-only (required)")
+	fs.StringVar(&o.Runc, "runc", "runc", "runc binary")
+	fs.StringVar(&o.CNIBin, "cni-bin", "/work/main/.tools/cni", "CNI plugin directory (bridge, host-local, loopback)")
+	fs.IntVar(&o.N, "n", 20, "iterations of each measurement")
+	fs.Parse(args)
+	if o.Rootfs == "" {
+		return fmt.Errorf("floor: --rootfs is required")
+	}
+	res := report.New("floor")
+	res.Endpoint = "runc + libcni"
+	if err := floor.Run(ctx, o, res); err != nil {
+		res.Problem("%v", err)
+	}
+	return finish(res, *out)
+}
+
+func runCompare(args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("compare: give result files, the first one is the numerator of the ratios")
+	}
+	var rs []*report.Result
+	for _, a := range args {
+		r, err := report.Read(a)
+		if err != nil {
+			return err
+		}
+		rs = append(rs, r)
+	}
+	report.Compare(os.Stdout, rs)
+	return nil
+}

@@ -1,0 +1,165 @@
+package floor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"flotilla.dev/bench/internal/report"
+	"flotilla.dev/bench/internal/stats"
+)
+
+// Subnets 10.214.<n>.0/24, n in [1, 99], belong to the floor measurement;
+// each run holds its n with a lock file so concurrent runs never share one.
+// (10.213 is netd's tests', 10.215 sandboxd's; hack/bench.sh uses 10.214.2xx.)
+func lockSubnet() (*os.File, int, error) {
+	for n := 1; n < 100; n++ {
+		f, err := os.OpenFile(filepath.Join(os.TempDir(), fmt.Sprintf("flotbench-floor-10.214.%d.lock", n)), os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return nil, 0, err
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err == nil {
+			return f, n, nil
+		}
+		f.Close()
+	}
+	return nil, 0, errors.New("no free subnet 10.214.1-99.0/24")
+}
+
+// cniFloor times creating a pinned network namespace plus CNI ADD of a
+// bridge conflist o.N times, then CNI DEL plus removing the namespace.
+func cniFloor(ctx context.Context, o Options, tmp string, res *report.Result) error {
+	lock, n, err := lockSubnet()
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	bridge := fmt.Sprintf("fbf%d-%d", n, os.Getpid()%10000)
+	if len(bridge) > 15 {
+		bridge = bridge[:15]
+	}
+	defer func() {
+		if l, err := netlink.LinkByName(bridge); err == nil {
+			if err := netlink.LinkDel(l); err != nil {
+				res.Problem("delete bridge %s: %v", bridge, err)
+			}
+		}
+	}()
+	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"flotbench-floor-%d","plugins":[
+{"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":true,"hairpinMode":true,
+ "ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"10.214.%d.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}]}},
+{"type":"portmap","capabilities":{"portMappings":true}}]}`, n, bridge, filepath.Join(tmp, "ipam"), n)
+	list, err := libcni.ConfListFromBytes([]byte(conf))
+	if err != nil {
+		return err
+	}
+	cni := libcni.NewCNIConfigWithCacheDir([]string{o.CNIBin}, filepath.Join(tmp, "cni-cache"), nil)
+	nsDir := filepath.Join(tmp, "netns")
+	if err := os.MkdirAll(nsDir, 0o755); err != nil {
+		return err
+	}
+	type attached struct {
+		rt   *libcni.RuntimeConf
+		path string
+		add  bool
+	}
+	var live []attached
+	var netns, add, both, del stats.Recorder
+	teardown := func(a attached) error {
+		var errs []error
+		if a.add {
+			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			errs = append(errs, cni.DelNetworkList(cctx, list, a.rt))
+			cancel()
+		}
+		errs = append(errs, removeNetns(a.path))
+		return errors.Join(errs...)
+	}
+	defer func() { // after a failure or an interrupt
+		for _, a := range live {
+			teardown(a)
+		}
+	}()
+	for i := 0; i < o.N && ctx.Err() == nil; i++ {
+		id := fmt.Sprintf("flotbench-floor-%d-%d-%d", n, os.Getpid(), i)
+		path := filepath.Join(nsDir, id)
+		t0 := time.Now()
+		err := newNetns(path)
+		d0 := time.Since(t0)
+		if err != nil {
+			netns.Fail(err)
+			both.Fail(err)
+			continue
+		}
+		netns.Add(d0)
+		a := attached{rt: &libcni.RuntimeConf{ContainerID: id, NetNS: path, IfName: "eth0"}, path: path}
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		t1 := time.Now()
+		_, err = cni.AddNetworkList(cctx, list, a.rt)
+		d1 := time.Since(t1)
+		cancel()
+		a.add = true // a failed ADD is undone with DEL too
+		live = append(live, a)
+		add.Observe(d1, err)
+		both.Observe(d0+d1, err)
+	}
+	for _, a := range live {
+		t := time.Now()
+		err := teardown(a)
+		del.Observe(time.Since(t), err)
+	}
+	live = nil
+	res.Ops["floor.netns"] = netns.Summary()
+	res.Ops["floor.cni_add"] = add.Summary()
+	res.Ops["floor.netns_cni_add"] = both.Summary()
+	res.Ops["floor.cni_del_netns"] = del.Summary()
+	return nil
+}
+
+// newNetns creates a network namespace pinned by a bind mount at path. The
+// namespace is entered on a locked thread that is never unlocked, so the
+// runtime discards that thread instead of reusing it.
+func newNetns(path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("unshare netns: %w", err)
+			return
+		}
+		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
+		if err := unix.Mount(src, path, "", unix.MS_BIND, ""); err != nil {
+			errc <- fmt.Errorf("pin netns at %s: %w", path, err)
+			return
+		}
+		errc <- nil
+	}()
+	if err := <-errc; err != nil {
+		os.Remove(path)
+		return err
+	}
+	return nil
+}
+
+func removeNetns(path string) error {
+	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmount %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return nil
+}

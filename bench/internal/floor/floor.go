@@ -1,0 +1,40 @@
+// Package floor measures what any runtime must do at least for a pod: runc
+// create+start of a busybox bundle, and a network namespace with CNI ADD
+// (libcni, bridge plugin) — the floor the runtimes are compared with.
+package floor
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"flotilla.dev/bench/internal/report"
+)
+
+// Options of the floor measurement.
+type Options struct {
+	Rootfs string // busybox root filesystem, used read-only
+	Runc   string
+	CNIBin string
+	N      int
+}
+
+// Run measures both parts, recording floor.* ops in res. Everything it
+// creates (containers, namespaces, bridge, IPAM state) is removed.
+func Run(ctx context.Context, o Options, res *report.Result) error {
+	tmp, err := os.MkdirTemp("", "flotbench-floor-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if err := runcFloor(ctx, o, tmp, res); err != nil {
+		res.Problem("runc floor: %v", err)
+	}
+	if err := cniFloor(ctx, o, tmp, res); err != nil {
+		res.Problem("netns+CNI floor: %v", err)
+	}
+	if len(res.Ops) == 0 {
+		return fmt.Errorf("nothing measured")
+	}
+	return nil
+}

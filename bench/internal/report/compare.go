@@ -1,0 +1,136 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strings"
+)
+
+// Metric is one row of the comparison table.
+type Metric struct {
+	Label string
+	Unit  string
+	Get   func(*Result) (float64, bool)
+}
+
+func opP50(key string) func(*Result) (float64, bool) {
+	return func(r *Result) (float64, bool) {
+		s, ok := r.Ops[key]
+		return s.P50, ok && s.N > 0
+	}
+}
+
+func value(key string) func(*Result) (float64, bool) {
+	return func(r *Result) (float64, bool) { v, ok := r.Values[key]; return v, ok }
+}
+
+func pss(key string) func(*Result) (float64, bool) {
+	return func(r *Result) (float64, bool) {
+		u, ok := r.Memory[key]
+		return u.PSSMiB(), ok && u.Procs > 0
+	}
+}
+
+// Metrics compared across results, in table order. The floor's pod start is
+// runc create+start plus netns+CNI ADD.
+var Metrics = []Metric{
+	{"pod start total p50", "ms", opP50("podstart.total")},
+	{"  RunPodSandbox p50", "ms", opP50("podstart.run_pod")},
+	{"  CreateContainer p50", "ms", opP50("podstart.create")},
+	{"  StartContainer p50", "ms", opP50("podstart.start")},
+	{"  floor runc create+start p50", "ms", opP50("floor.runc_total")},
+	{"  floor netns+CNI ADD p50", "ms", opP50("floor.netns_cni_add")},
+	{"teardown StopContainer p50", "ms", opP50("teardown.stop_container")},
+	{"teardown StopPodSandbox p50", "ms", opP50("teardown.stop_pod")},
+	{"teardown RemovePodSandbox p50", "ms", opP50("teardown.remove_pod")},
+	{"  floor runc kill+delete p50", "ms", opP50("floor.runc_teardown")},
+	{"  floor CNI DEL+netns p50", "ms", opP50("floor.cni_del_netns")},
+	{"density pods/s (c=8)", "pods/s", value("density.pods_per_s")},
+	{"density teardown wall", "ms", value("density.teardown_wall_ms")},
+	{"per-pod PSS", "MiB", value("density.per_pod_pss_mib")},
+	{"per-pod RSS", "MiB", value("density.per_pod_rss_mib")},
+	{"daemons PSS idle", "MiB", pss("daemons.idle")},
+	{"daemons PSS with pods", "MiB", pss("daemons.loaded")},
+	{"ExecSync echo p50", "ms", opP50("exec_sync")},
+	{"ListContainers p50", "ms", opP50("list.containers")},
+	{"ListPodSandbox p50", "ms", opP50("list.pod_sandbox")},
+	{"ListContainerStats p50", "ms", opP50("list.container_stats")},
+	{"STARTED event latency p50", "ms", opP50("event.started")},
+}
+
+// Compare prints one table: a column per result and, for each result after
+// the first, the ratio first/other.
+func Compare(w io.Writer, rs []*Result) {
+	if len(rs) == 0 {
+		return
+	}
+	// The floor is a reference for the pod start of the others: merge its
+	// floor.* ops into every result's row set by lookup.
+	var floor *Result
+	for _, r := range rs {
+		if _, ok := r.Ops["floor.runc_total"]; ok {
+			floor = r
+		}
+	}
+	hdr := fmt.Sprintf("%-32s %-7s", "metric", "unit")
+	for _, r := range rs {
+		hdr += fmt.Sprintf(" %12s", trunc(r.Name, 12))
+	}
+	for _, r := range rs[1:] {
+		hdr += fmt.Sprintf(" %14s", trunc(rs[0].Name+"/"+r.Name, 14))
+	}
+	fmt.Fprintln(w, hdr)
+	fmt.Fprintln(w, strings.Repeat("-", len(hdr)))
+	for _, m := range Metrics {
+		vals := make([]float64, len(rs))
+		oks := make([]bool, len(rs))
+		line := fmt.Sprintf("%-32s %-7s", m.Label, m.Unit)
+		any := false
+		for i, r := range rs {
+			vals[i], oks[i] = m.Get(r)
+			// The floor's pod start total is the sum of its two parts.
+			if r == floor && m.Label == "pod start total p50" {
+				a, ok1 := opP50("floor.runc_total")(r)
+				b, ok2 := opP50("floor.netns_cni_add")(r)
+				vals[i], oks[i] = a+b, ok1 && ok2
+			}
+			if oks[i] {
+				any = true
+				line += fmt.Sprintf(" %12.2f", vals[i])
+			} else {
+				line += fmt.Sprintf(" %12s", "-")
+			}
+		}
+		if !any {
+			continue
+		}
+		for i := 1; i < len(rs); i++ {
+			if oks[0] && oks[i] && vals[i] != 0 && !math.IsNaN(vals[i]) {
+				line += fmt.Sprintf(" %13.2fx", vals[0]/vals[i])
+			} else {
+				line += fmt.Sprintf(" %14s", "-")
+			}
+		}
+		fmt.Fprintln(w, line)
+	}
+	for _, r := range rs {
+		for k, why := range r.Unsupported {
+			fmt.Fprintf(w, "%s: %s unsupported: %s\n", r.Name, k, why)
+		}
+		errs := 0
+		for _, s := range r.Ops {
+			errs += s.Errors
+		}
+		if errs > 0 {
+			fmt.Fprintf(w, "%s: %d failed calls (see its JSON for the errors)\n", r.Name, errs)
+		}
+	}
+}
+
+func trunc(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

@@ -1,0 +1,147 @@
+// Package report holds a benchmark result (the JSON written per run) and
+// prints it, or several of them side by side, as tables.
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"flotilla.dev/bench/internal/procmem"
+	"flotilla.dev/bench/internal/stats"
+)
+
+// Result of one flotbench run against one target (a CRI endpoint or the
+// floor).
+type Result struct {
+	Name     string    `json:"name"`
+	Endpoint string    `json:"endpoint,omitempty"`
+	Runtime  string    `json:"runtime,omitempty"` // from Version
+	Machine  Machine   `json:"machine"`
+	Started  time.Time `json:"started"`
+	// Ops are timed operations by key, e.g. "podstart.total", "exec_sync".
+	Ops map[string]stats.Summary `json:"ops"`
+	// Values are derived numbers by key, e.g. "density.pods_per_s".
+	Values map[string]float64 `json:"values"`
+	// Memory by key: "daemons.idle", "daemons.loaded", "per_pod.all".
+	Memory map[string]procmem.Usage `json:"memory,omitempty"`
+	// Unsupported scenarios with the reason.
+	Unsupported map[string]string `json:"unsupported,omitempty"`
+	// Problems met outside timed calls (setup, cleanup).
+	Problems []string `json:"problems,omitempty"`
+}
+
+// Machine the run happened on.
+type Machine struct {
+	Cores  int    `json:"cores"`
+	Kernel string `json:"kernel"`
+	OS     string `json:"os"`
+	CPU    string `json:"cpu"`
+}
+
+// New returns an empty result for name.
+func New(name string) *Result {
+	return &Result{Name: name, Machine: ThisMachine(), Started: time.Now().UTC(),
+		Ops: map[string]stats.Summary{}, Values: map[string]float64{},
+		Memory: map[string]procmem.Usage{}, Unsupported: map[string]string{}}
+}
+
+// ThisMachine describes the machine from /proc and /etc/os-release.
+func ThisMachine() Machine {
+	m := Machine{Cores: runtime.NumCPU()}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/etc/os-release"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "PRETTY_NAME="); ok {
+				m.OS = strings.Trim(v, `"`)
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return m
+}
+
+// Problem records a problem met outside a timed call.
+func (r *Result) Problem(format string, args ...any) {
+	r.Problems = append(r.Problems, fmt.Sprintf(format, args...))
+}
+
+// Write stores r as indented JSON in path.
+func (r *Result) Write(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// Read loads a result written by Write.
+func Read(path string) (*Result, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var r Result
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", path, err)
+	}
+	return &r, nil
+}
+
+// Print writes the human table of one result.
+func (r *Result) Print(w io.Writer) {
+	fmt.Fprintf(w, "== %s %s %s\n", r.Name, r.Endpoint, r.Runtime)
+	fmt.Fprintf(w, "   machine: %d cores, %s, kernel %s, %s\n", r.Machine.Cores, r.Machine.OS, r.Machine.Kernel, r.Machine.CPU)
+	keys := sortedKeys(r.Ops)
+	fmt.Fprintf(w, "%-28s %5s %6s %10s %10s %10s\n", "operation", "n", "errors", "p50 ms", "p90 ms", "max ms")
+	for _, k := range keys {
+		s := r.Ops[k]
+		fmt.Fprintf(w, "%-28s %5d %6d %10s %10s %10s\n", k, s.N, s.Errors, num(s.P50, s.N), num(s.P90, s.N), num(s.Max, s.N))
+		for _, e := range s.Sample {
+			fmt.Fprintf(w, "    error: %s\n", e)
+		}
+	}
+	for _, k := range sortedKeys(r.Values) {
+		fmt.Fprintf(w, "%-28s %10.3f\n", k, r.Values[k])
+	}
+	for _, k := range sortedKeys(r.Memory) {
+		u := r.Memory[k]
+		fmt.Fprintf(w, "%-28s %3d procs  PSS %8.2f MiB  RSS %8.2f MiB  %v\n", "memory."+k, u.Procs, u.PSSMiB(), u.RSSMiB(), u.ByName)
+	}
+	for _, k := range sortedKeys(r.Unsupported) {
+		fmt.Fprintf(w, "%-28s unsupported: %s\n", k, r.Unsupported[k])
+	}
+	for _, p := range r.Problems {
+		fmt.Fprintf(w, "problem: %s\n", p)
+	}
+}
+
+func num(v float64, n int) string {
+	if n == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

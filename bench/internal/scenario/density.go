@@ -1,0 +1,144 @@
+package scenario
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"flotilla.dev/bench/internal/stats"
+)
+
+// Density starts o.Density pods at o.Concurrency, measures the wall time to
+// all started, the memory of the daemons and of the per-pod processes, then
+// ExecSync and List* latencies with the pods present, and finally the
+// concurrent teardown.
+func (r *Runner) Density(ctx context.Context) {
+	recs := map[string]*stats.Recorder{}
+	var mu sync.Mutex
+	pods := make([]*pod, r.o.Density)
+	t0 := time.Now()
+	r.parallel(ctx, len(pods), func(i int) {
+		p := r.startPod(ctx)
+		mu.Lock()
+		record(recs, "density", p)
+		pods[i] = p
+		mu.Unlock()
+	})
+	wall := time.Since(t0)
+	var running []*pod
+	for _, p := range pods {
+		if p != nil && p.err == nil {
+			running = append(running, p)
+		}
+	}
+	r.res.Values["density.pods"] = float64(r.o.Density)
+	r.res.Values["density.running"] = float64(len(running))
+	r.res.Values["density.wall_ms"] = ms(wall)
+	if len(running) > 0 {
+		r.res.Values["density.pods_per_s"] = float64(len(running)) / wall.Seconds()
+	}
+
+	r.MeasureDaemons("loaded")
+	if u, err := measure(r.o.PerPod); err != nil {
+		r.res.Problem("memory of per-pod processes: %v", err)
+	} else if len(running) > 0 {
+		r.res.Memory["per_pod.all"] = u
+		r.res.Values["density.per_pod_pss_mib"] = u.PSSMiB() / float64(len(running))
+		r.res.Values["density.per_pod_rss_mib"] = u.RSSMiB() / float64(len(running))
+		r.res.Values["density.per_pod_procs"] = float64(u.Procs) / float64(len(running))
+	}
+
+	if len(running) > 0 {
+		r.execSync(ctx, running[0])
+	}
+	r.lists(ctx)
+
+	t1 := time.Now()
+	r.parallel(ctx, len(pods), func(i int) {
+		if pods[i] != nil {
+			r.teardown(ctx, recs, &mu, pods[i])
+		}
+	})
+	r.res.Values["density.teardown_wall_ms"] = ms(time.Since(t1))
+	for k, rec := range recs {
+		if strings.HasPrefix(k, "teardown.") {
+			k = "density." + k // concurrent teardown, apart from the sequential one
+		}
+		r.res.Ops[k] = rec.Summary()
+	}
+}
+
+// parallel runs f(0..n-1) on o.Concurrency workers; stops handing out work
+// when ctx ends.
+func (r *Runner) parallel(ctx context.Context, n int, f func(int)) {
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < max(r.o.Concurrency, 1); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				f(i)
+			}
+		}()
+	}
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+}
+
+func (r *Runner) execSync(ctx context.Context, p *pod) {
+	var rec stats.Recorder
+	for i := 0; i < r.o.ExecCalls && ctx.Err() == nil; i++ {
+		cctx, cancel := r.call(ctx)
+		t := time.Now()
+		res, err := r.rt.ExecSync(cctx, &cri.ExecSyncRequest{ContainerId: p.ctrID, Cmd: []string{"echo", "hi"}, Timeout: 10})
+		d := time.Since(t)
+		cancel()
+		switch {
+		case err != nil:
+			rec.Fail(fmt.Errorf("ExecSync: %w", err))
+		case res.ExitCode != 0 || string(res.Stdout) != "hi\n":
+			rec.Fail(fmt.Errorf("ExecSync echo hi: exit %d, stdout %q, stderr %q", res.ExitCode, res.Stdout, res.Stderr))
+		default:
+			rec.Add(d)
+		}
+	}
+	r.res.Ops["exec_sync"] = rec.Summary()
+}
+
+func (r *Runner) lists(ctx context.Context) {
+	calls := map[string]func(context.Context) error{
+		"list.containers": func(c context.Context) error {
+			_, err := r.rt.ListContainers(c, &cri.ListContainersRequest{})
+			return err
+		},
+		"list.pod_sandbox": func(c context.Context) error {
+			_, err := r.rt.ListPodSandbox(c, &cri.ListPodSandboxRequest{})
+			return err
+		},
+		"list.container_stats": func(c context.Context) error {
+			_, err := r.rt.ListContainerStats(c, &cri.ListContainerStatsRequest{})
+			return err
+		},
+	}
+	for k, f := range calls {
+		var rec stats.Recorder
+		for i := 0; i < r.o.ListCalls && ctx.Err() == nil; i++ {
+			cctx, cancel := r.call(ctx)
+			t := time.Now()
+			err := f(cctx)
+			rec.Observe(time.Since(t), err)
+			cancel()
+		}
+		r.res.Ops[k] = rec.Summary()
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
