@@ -51,7 +51,8 @@ type envOpts struct {
 	policy         string // content; default: accept anything
 	registriesD    string // registries.d default-docker yaml; optional
 	progress       time.Duration
-	quiet          bool // log warnings only
+	quiet          bool   // log warnings only
+	authFile       string // containers-auth.json content; optional
 }
 
 func needRoot(t testing.TB) {
@@ -93,6 +94,10 @@ func newEnv(t testing.TB, reg *registry.Registry, o envOpts) *env {
 	must(t, os.WriteFile(cfg.RegistriesConf, []byte(o.registriesConf), 0o644))
 	must(t, os.WriteFile(cfg.SignaturePolicy, []byte(o.policy), 0o644))
 	must(t, os.MkdirAll(cfg.RegistriesDir, 0o755))
+	if o.authFile != "" {
+		cfg.AuthFile = filepath.Join(dir, "auth.json")
+		must(t, os.WriteFile(cfg.AuthFile, []byte(o.authFile), 0o600))
+	}
 	if o.registriesD != "" {
 		must(t, os.WriteFile(filepath.Join(cfg.RegistriesDir, "default.yaml"), []byte(o.registriesD), 0o644))
 	}

@@ -98,3 +98,21 @@ func TestAuth(t *testing.T) {
 		t.Errorf("ids %s %s", id, id2)
 	}
 }
+
+// Without kubelet credentials, the configured auth file is used.
+func TestAuthFile(t *testing.T) {
+	reg := startRegistry(t, registry.Options{Images: []string{"busybox"}, User: "kube", Password: "s3cret"})
+	auth := fmt.Sprintf(`{"auths": {%q: {"auth": %q}}}`, reg.Addr, base64.StdEncoding.EncodeToString([]byte("kube:s3cret")))
+	e := newEnv(t, reg, envOpts{authFile: auth, registriesConf: fmt.Sprintf("[[registry]]\nlocation = %q\ninsecure = true\n", reg.Addr)})
+	ctx := ctxT(t)
+	ref := reg.Local("docker.io/library/busybox:latest")
+	_, err := e.pull(ctx, ref, nil)
+	must(t, err)
+	// Credentials from the kubelet take precedence over the file.
+	_, err = e.images.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
+	must(t, err)
+	_, err = e.pull(ctx, ref, &runtimeapi.AuthConfig{Username: "kube", Password: "wrong"})
+	if status.Code(err) != codes.Unauthenticated {
+		t.Errorf("pull with wrong kubelet credentials: %v, want Unauthenticated", err)
+	}
+}
