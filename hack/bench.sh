@@ -1,0 +1,198 @@
+#!/bin/bash
+# bench.sh: the benchmark of issue 6 (`make bench`). In one run, on this machine: starts the local test
+# registry (lib/testutil/registry), a Flotilla fleet (bin/flotctl up) and Debian's containerd with its CRI
+# plugin (temp root, state, socket, CNI conf), measures both with flotbench, measures the floor (bare runc
+# create+start, netns + CNI ADD), prints the ratio table and writes JSON under _output/bench/<time>/.
+# Then runs imaged's pull benchmark. Everything it starts is stopped and removed at exit (also on Ctrl-C).
+#
+# Env: BENCH_TARGETS="flotilla containerd floor" (subset to run), BENCH_FLAGS (extra flotbench cri flags,
+# e.g. "--pods 5 --density 8"), BENCH_PULL=0 to skip imaged's pull benchmark.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+export PATH=$REPO/.tools/bin:/usr/local/go/bin:$PATH
+export GOFLAGS=-buildvcs=false
+GOTAGS=containers_image_openpgp,exclude_graphdriver_btrfs,exclude_graphdriver_zfs,containers_image_docker_daemon_stub
+TARGETS=${BENCH_TARGETS:-flotilla containerd floor}
+IMAGE=registry.k8s.io/e2e-test-images/busybox:1.29-2
+CNI_BIN=$REPO/.tools/cni
+# The containerd network; the floor takes 10.214.1-99 itself (flotbench floor).
+CTRD_SUBNET=10.214.250.0/24
+CTRD_BRIDGE=fbc$$
+CTRD_BRIDGE=${CTRD_BRIDGE:0:15}
+
+log() { echo "bench: $*" >&2; }
+die() { log "$*"; exit 1; }
+want() { [[ " $TARGETS " == *" $1 "* ]]; }
+
+# One bench at a time on a machine (its containerd subnet is fixed).
+exec 8>/tmp/flotbench.lock
+flock -n 8 || die "another hack/bench.sh is running (lock /tmp/flotbench.lock)"
+
+T=$(mktemp -d /tmp/flotbench.XXXXXX)
+OUT=$REPO/_output/bench/$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$OUT"
+PIDS=()
+
+cleanup() {
+	set +e
+	log "cleaning up $T"
+	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+		kill -TERM "${PIDS[i]}" 2>/dev/null
+	done
+	for pid in "${PIDS[@]}"; do
+		for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	# Anything left of ours: shims and containers whose command line or cwd is under $T.
+	for p in /proc/[0-9]*; do
+		pid=${p#/proc/}
+		if tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -q "$T" || [[ "$(readlink "$p/cwd" 2>/dev/null)" == "$T"* ]]; then
+			log "killing leftover $pid: $(tr '\0' ' ' <"$p/cmdline" | cut -c1-100)"
+			kill -KILL "$pid" 2>/dev/null
+		fi
+	done
+	for st in "$T"/flotilla/run/sandboxd/runtimes/runc "$T"/containerd/state/io.containerd.runtime.v2.task/k8s.io; do
+		[ -d "$st" ] || continue
+		for id in $(runc --root "$st" list -q 2>/dev/null); do runc --root "$st" delete --force "$id" 2>/dev/null; done
+	done
+	# Mounts (overlay rootfs, shm, netns pins) under $T, deepest first.
+	grep -o " $T[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m"; done
+	# Bridges: containerd's, and the fleet's (named in its CNI conflist).
+	bridges=$CTRD_BRIDGE
+	bridges+=" $(grep -rhoE '"bridge": *"[^"]+"' "$T/flotilla" 2>/dev/null | sed -E 's/.*"([^"]+)"$/\1/' | sort -u)"
+	for b in $bridges; do ip link show "$b" >/dev/null 2>&1 && ip link del "$b"; done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# waitfor FILE PATTERN SECONDS: until FILE has a line matching PATTERN.
+waitfor() {
+	for _ in $(seq $(($3 * 10))); do
+		grep -q "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+log "building flotbench and the test registry"
+mkdir -p "$T/bin"
+go build -o "$T/bin/flotbench" ./bench/cmd/flotbench || die "build flotbench failed"
+go build -o "$T/bin/test-registry" ./lib/testutil/registry/cmd/test-registry || die "build test-registry failed"
+if want flotilla && [ ! -x bin/flotctl ]; then die "bin/flotctl missing: run make build"; fi
+
+log "starting the test registry"
+"$T/bin/test-registry" -dir "$T/registry" -config-dir "$T/registry-conf" -images busybox,pause-3.10 \
+	>"$T/registry.out" 2>"$T/registry.err" &
+PIDS+=($!)
+waitfor "$T/registry.out" '^ready' 300 || { cat "$T/registry.err" >&2; die "test registry did not get ready"; }
+ADDR=$(sed -n 's/^registry: //p' "$T/registry.out")
+REGCONF=$(sed -n 's/^registries-conf: //p' "$T/registry.out")
+log "registry $ADDR"
+
+# The floor's bundle is unpacked from the same busybox image.
+umoci unpack --image "$REPO/.tools/images/busybox:1.29-2" "$T/bundle" >/dev/null 2>&1 ||
+	die "umoci unpack of .tools/images/busybox:1.29-2 failed"
+
+RESULTS=()
+if want floor; then
+	log "measuring the floor"
+	"$T/bin/flotbench" floor --rootfs "$T/bundle/rootfs" --cni-bin "$CNI_BIN" --out "$OUT/floor.json" |
+		tee "$OUT/floor.txt" && RESULTS+=("$OUT/floor.json")
+fi
+
+if want flotilla; then
+	log "starting a Flotilla fleet"
+	FLOTILLA_REGISTRIES_CONF=$REGCONF ./bin/flotctl up --root "$T/flotilla" >"$T/flotctl.out" 2>"$T/flotctl.err" &
+	PIDS+=($!)
+	if waitfor "$T/flotctl.out" '^endpoint:' 90; then
+		EP=$(sed -n 's/^endpoint: *//p' "$T/flotctl.out")
+		log "fleet at $EP"
+		# shellcheck disable=SC2086
+		"$T/bin/flotbench" cri --name flotilla --endpoint "$EP" --image "$IMAGE" --scope "$T/flotilla" \
+			--daemons criproxy,imaged,sandboxd,netd,nats-server,flotctl --per-pod flotilla-shim,catatonit,pause \
+			--out "$OUT/flotilla.json" ${BENCH_FLAGS:-} | tee "$OUT/flotilla.txt"
+		[ -f "$OUT/flotilla.json" ] && RESULTS=("$OUT/flotilla.json" "${RESULTS[@]}")
+	else
+		log "the fleet did not come up; its stderr:"; tail -20 "$T/flotctl.err" >&2
+	fi
+fi
+
+if want containerd; then
+	log "starting containerd $(containerd --version | awk '{print $3}')"
+	C=$T/containerd
+	mkdir -p "$C/net.d"
+	for reg in registry.k8s.io docker.io k8s.gcr.io gcr.io; do
+		mkdir -p "$C/certs.d/$reg"
+		cat >"$C/certs.d/$reg/hosts.toml" <<-TOML
+			server = "https://$reg"
+			[host."http://$ADDR/v2/$reg"]
+			  capabilities = ["pull", "resolve"]
+			  override_path = true
+		TOML
+	done
+	cat >"$C/net.d/10-flotbench.conflist" <<-JSON
+		{"cniVersion": "1.0.0", "name": "flotbench-containerd", "plugins": [
+		 {"type": "bridge", "bridge": "$CTRD_BRIDGE", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+		  "ipam": {"type": "host-local", "dataDir": "$C/ipam", "ranges": [[{"subnet": "$CTRD_SUBNET"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+		 {"type": "portmap", "capabilities": {"portMappings": true}}]}
+	JSON
+	cat >"$C/config.toml" <<-TOML
+		version = 2
+		root = "$C/root"
+		state = "$C/state"
+		[grpc]
+		  address = "$C/containerd.sock"
+		[ttrpc]
+		  address = "$C/containerd.sock.ttrpc"
+		[debug]
+		  address = "$C/debug.sock"
+		[plugins."io.containerd.internal.v1.opt"]
+		  path = "$C/opt"
+		[plugins."io.containerd.grpc.v1.cri"]
+		  sandbox_image = "registry.k8s.io/pause:3.10"
+		  restrict_oom_score_adj = true
+		  stream_server_address = "127.0.0.1"
+		  stream_server_port = "0"
+		  [plugins."io.containerd.grpc.v1.cri".cni]
+		    bin_dir = "$CNI_BIN"
+		    conf_dir = "$C/net.d"
+		  [plugins."io.containerd.grpc.v1.cri".registry]
+		    config_path = "$C/certs.d"
+		  [plugins."io.containerd.grpc.v1.cri".containerd]
+		    snapshotter = "overlayfs"
+		    default_runtime_name = "runc"
+		    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+		      runtime_type = "io.containerd.runc.v2"
+	TOML
+	containerd --config "$C/config.toml" >"$C/log" 2>&1 &
+	PIDS+=($!)
+	ok=
+	for _ in $(seq 300); do
+		crictl --runtime-endpoint "unix://$C/containerd.sock" --timeout 2s version >/dev/null 2>&1 && { ok=1; break; }
+		sleep 0.1
+	done
+	if [ -n "$ok" ]; then
+		# shellcheck disable=SC2086
+		"$T/bin/flotbench" cri --name containerd --endpoint "unix://$C/containerd.sock" --image "$IMAGE" --scope "$C" \
+			--daemons containerd --per-pod containerd-shim-runc-v2,catatonit,pause \
+			--out "$OUT/containerd.json" ${BENCH_FLAGS:-} | tee "$OUT/containerd.txt"
+		[ -f "$OUT/containerd.json" ] && RESULTS+=("$OUT/containerd.json")
+	else
+		log "containerd did not answer; its log:"; tail -20 "$C/log" >&2
+	fi
+fi
+
+if ((${#RESULTS[@]})); then
+	echo
+	"$T/bin/flotbench" compare "${RESULTS[@]}" | tee "$OUT/compare.txt"
+fi
+
+if [ "${BENCH_PULL:-1}" != 0 ]; then
+	log "imaged's pull benchmark (imaged/internal/server BenchmarkPull)"
+	go test -tags "$GOTAGS" -run '^$' -bench BenchmarkPull -benchtime 3x ./imaged/internal/server/ 2>&1 |
+		tee "$OUT/imaged-pull.txt" | grep -E 'Benchmark|ok|FAIL' || true
+fi
+log "results in $OUT"
