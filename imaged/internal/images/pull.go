@@ -179,6 +179,8 @@ func (s *Service) pullCoalesced(ctx context.Context, named reference.Named, sys 
 // collect removes layers left by failed pulls; called with s.mu held and no
 // pull running, so no layer being written is touched.
 func (s *Service) collect(ctx context.Context) {
+	s.layers.Lock()
+	defer s.layers.Unlock()
 	n, err := store.GC(s.o.Store)
 	if err != nil {
 		flog.From(ctx).Warn("collect layers of failed pulls", flog.KeyError, err)

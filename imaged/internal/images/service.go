@@ -35,6 +35,17 @@ type Service struct {
 	inflight map[string]*pullCall // coalesced pulls by resolved reference
 	running  int                  // pulls in progress (GC only runs at zero)
 	dirty    bool                 // a pull failed: collect its layers when idle
+
+	// layers is held for reading while a container layer is being created
+	// (its layer exists a moment before its container record does) and for
+	// writing while unreferenced layers are collected.
+	layers sync.RWMutex
+}
+
+// HoldLayers keeps layer collection away until the returned func is called.
+func (s *Service) HoldLayers() func() {
+	s.layers.RLock()
+	return s.layers.RUnlock
 }
 
 // New returns a Service.

@@ -59,6 +59,8 @@ func (s *Service) CreateRootfs(ctx context.Context, req *imagev1.CreateRootfsReq
 		return s.response(c, img)
 	}
 	md, _ := json.Marshal(metadata{PodID: req.GetPodId(), Name: req.GetName()})
+	release := s.images.HoldLayers()
+	defer release()
 	c, err := s.store.CreateContainer(req.GetContainerId(), nil, img.ID, "", string(md), nil)
 	if err != nil {
 		if errors.Is(err, storage.ErrDuplicateID) {
