@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -53,4 +54,27 @@ func QueryStatus(ctx context.Context, socket string) (*Status, error) {
 		}
 	}
 	return st, nil
+}
+
+// Healthy reports whether a daemon's socket answers the gRPC health check.
+func Healthy(ctx context.Context, socket string) bool {
+	conn, err := Dial(socket)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	return err == nil && resp.Status == healthpb.HealthCheckResponse_SERVING
+}
+
+// DaemonsHealthy reports whether every backend daemon of the fleet answers.
+func (f *Fleet) DaemonsHealthy(ctx context.Context) bool {
+	for _, d := range Daemons {
+		if d != "criproxy" && !Healthy(ctx, f.Layout.Socket(d)) {
+			return false
+		}
+	}
+	return true
 }

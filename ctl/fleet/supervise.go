@@ -84,7 +84,7 @@ func (f *Fleet) spawn(name string) error {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Own process group: a Ctrl-C in the terminal reaches flotctl only,
 	// which then stops the daemons in order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("start %s: %w", name, err)
@@ -251,7 +251,7 @@ func (f *Fleet) WaitReady(ctx context.Context) (*Status, error) {
 	var lastErr error
 	for {
 		st, err := QueryStatus(ctx, f.Layout.CRISocket)
-		if err == nil && st.RuntimeReady && st.NetworkReady {
+		if err == nil && st.RuntimeReady && st.NetworkReady && f.DaemonsHealthy(ctx) {
 			return st, nil
 		}
 		last, lastErr = st, err

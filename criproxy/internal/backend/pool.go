@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
@@ -138,5 +139,34 @@ func (p *Pool) Watch(ctx context.Context, interval time.Duration) {
 func (p *Pool) Close() {
 	for _, r := range p.replicas {
 		r.Conn.Close()
+	}
+}
+
+// Prepare makes sure a call to r goes out on a fresh connection attempt:
+// a replica whose last attempt failed (e.g. it was restarting) is retried
+// at once instead of failing with the stale error until its backoff ends.
+// It waits at most maxWait, and returns as soon as the attempt succeeded or
+// failed.
+func (r *Replica) Prepare(ctx context.Context, maxWait time.Duration) {
+	s := r.Conn.GetState()
+	if s == connectivity.Ready {
+		return
+	}
+	if s == connectivity.TransientFailure {
+		r.Conn.ResetConnectBackoff()
+	}
+	r.Conn.Connect()
+	wctx, cancel := context.WithTimeout(ctx, maxWait)
+	defer cancel()
+	connecting := false
+	for s = r.Conn.GetState(); s != connectivity.Ready && s != connectivity.Shutdown; s = r.Conn.GetState() {
+		if s == connectivity.Connecting {
+			connecting = true
+		} else if s == connectivity.TransientFailure && connecting {
+			return
+		}
+		if !r.Conn.WaitForStateChange(wctx, s) {
+			return
+		}
 	}
 }

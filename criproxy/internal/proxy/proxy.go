@@ -80,6 +80,10 @@ func (p *Proxy) handle(_ any, ss grpc.ServerStream) error {
 	return p.Forward(ss, pool, method)
 }
 
+// prepareWait bounds the wait for a fresh connection attempt to a replica,
+// so a backend that is down still fails a call well within 2 s.
+const prepareWait = 500 * time.Millisecond
+
 var anyStream = &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}
 
 // Forward sends the client's request to a replica of pool and relays every
@@ -101,6 +105,7 @@ func (p *Proxy) Forward(ss grpc.ServerStream, pool *backend.Pool, method string)
 	var lastErr error
 	var tried []string
 	for _, r := range pool.Candidates() {
+		r.Prepare(ctx, prepareWait)
 		done, err := p.forwardTo(ctx, ss, r, method, &req)
 		if done {
 			return err
@@ -162,9 +167,11 @@ func unreachable(err error) bool {
 	if !ok || st.Code() != codes.Unavailable {
 		return false
 	}
+	// gRPC's own transport errors start with these; a backend that relays
+	// an error of its own dependencies wraps it in its own words first.
 	msg := st.Message()
-	for _, s := range []string{"connection error", "error reading from server", "transport", "dial", "connection refused", "no such file"} {
-		if strings.Contains(msg, s) {
+	for _, p := range []string{"connection error", "error reading from server", "transport is closing", "the connection is draining", "last connection error", "dial"} {
+		if strings.HasPrefix(msg, p) {
 			return true
 		}
 	}

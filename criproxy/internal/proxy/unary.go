@@ -30,6 +30,7 @@ func invoke(ctx context.Context, pool *backend.Pool, method string, req, resp pr
 	var lastErr error
 	var tried []string
 	for _, r := range pool.Candidates() {
+		r.Prepare(ctx, prepareWait)
 		err := r.Conn.Invoke(ctx, method, req, resp, grpc.ForceCodec(codec{})) //nolint:staticcheck
 		if err == nil || !unreachable(err) {
 			return err

@@ -4,7 +4,6 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -20,17 +19,12 @@ import (
 	"flotilla.dev/sandboxd/internal/cri"
 	"flotilla.dev/sandboxd/internal/store"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-func dialUnix(path string) (*grpc.ClientConn, error) {
-	conn, err := grpc.NewClient("unix://"+path, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", path, err)
-	}
-	return conn, nil
-}
+// dialUnix connects to imaged or netd; calls made while the daemon is
+// (re)starting wait briefly for it instead of failing on a stale error.
+func dialUnix(path string) (*grpc.ClientConn, error) { return daemon.DialUnix(path) }
 
 // Run serves sandboxd until ctx ends.
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {

@@ -139,8 +139,8 @@ func StartFleet(t testing.TB, o Options) *Fleet {
 	}
 	ff := &Fleet{Fleet: f, T: t, conn: conn, Runtime: runtimeapi.NewRuntimeServiceClient(conn), Images: runtimeapi.NewImageServiceClient(conn)}
 	t.Cleanup(func() {
-		conn.Close()
 		ff.CleanupPods()
+		conn.Close()
 		f.Stop()
 		if t.Failed() {
 			var buf bytes.Buffer
@@ -173,7 +173,7 @@ func StartFleet(t testing.TB, o Options) *Fleet {
 func (f *Fleet) waitReady(ctx context.Context, network bool) error {
 	for {
 		st, err := fleet.QueryStatus(ctx, f.Layout.CRISocket)
-		if err == nil && st.RuntimeReady && (!network || st.NetworkReady) {
+		if err == nil && st.RuntimeReady && (!network || st.NetworkReady) && f.DaemonsHealthy(ctx) {
 			return nil
 		}
 		select {
