@@ -118,7 +118,7 @@ wait:
 	e.cancel()
 	<-e.done
 	var rec stats.Recorder
-	matched := 0
+	matched, early := 0, 0
 	for id, started := range want {
 		at, ok := e.seen[id]
 		if !ok {
@@ -127,7 +127,10 @@ wait:
 		}
 		matched++
 		// Negative when the event arrived before StartContainer returned:
-		// counted as zero latency.
+		// counted as zero latency, and counted.
+		if at.Before(started) {
+			early++
+		}
 		rec.Add(max(at.Sub(started), 0))
 	}
 	switch {
@@ -137,5 +140,6 @@ wait:
 		r.res.Unsupported["event.started"] = fmt.Sprintf("GetContainerEvents yielded no CONTAINER_STARTED event within %v of the last start", eventWait)
 	default:
 		r.res.Ops["event.started"] = rec.Summary()
+		r.res.Values["event.started_before_return"] = float64(early)
 	}
 }
