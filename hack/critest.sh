@@ -122,11 +122,22 @@ if [ -z "$ENDPOINT" ]; then
 fi
 
 # --- critest ----------------------------------------------------------------------------------------------
-if [ -x "$ROOT/.tools/bin/crictl" ] &&
-	! timeout 30 "$ROOT/.tools/bin/crictl" --runtime-endpoint "$ENDPOINT" version >"$WORK/version.log" 2>&1; then
-	FAILED=1
-	cat "$WORK/version.log" >&2
-	die "no CRI runtime answers on $ENDPOINT"
+# Both services must answer before critest starts (a fleet can report its endpoint while a daemon
+# behind it is still starting): polls for up to 60s.
+cri_ready() {
+	local crictl=("$ROOT/.tools/bin/crictl" --runtime-endpoint "$ENDPOINT" --image-endpoint "$ENDPOINT" --timeout 5s)
+	"${crictl[@]}" version && "${crictl[@]}" images -q
+}
+if [ -x "$ROOT/.tools/bin/crictl" ]; then
+	deadline=$((SECONDS + 60))
+	while ! cri_ready >"$WORK/ready.log" 2>&1; do
+		if [ "$SECONDS" -ge "$deadline" ] || { [ -n "$FLEET_PID" ] && ! kill -0 "$FLEET_PID" 2>/dev/null; }; then
+			FAILED=1
+			cat "$WORK/ready.log" >&2
+			die "no CRI runtime and image service answer on $ENDPOINT"
+		fi
+		sleep 0.1 # polling for readiness
+	done
 fi
 ARGS=(-runtime-endpoint "$ENDPOINT" -image-endpoint "$ENDPOINT"
 	--ginkgo.timeout 75m --ginkgo.no-color --ginkgo.junit-report "$WORK/junit.xml")
