@@ -100,7 +100,7 @@ RESULTS=()
 if want floor; then
 	log "measuring the floor"
 	"$T/bin/flotbench" floor --rootfs "$T/bundle/rootfs" --cni-bin "$CNI_BIN" --out "$OUT/floor.json" |
-		tee "$OUT/floor.txt" && RESULTS+=("$OUT/floor.json")
+		tee "$OUT/floor.txt"
 fi
 
 if want flotilla; then
@@ -112,9 +112,9 @@ if want flotilla; then
 		log "fleet at $EP"
 		# shellcheck disable=SC2086
 		"$T/bin/flotbench" cri --name flotilla --endpoint "$EP" --image "$IMAGE" --scope "$T/flotilla" \
-			--daemons criproxy,imaged,sandboxd,netd,nats-server,flotctl --per-pod flotilla-shim,catatonit,pause \
+			--daemons criproxy,imaged,sandboxd,netd,nats-server --per-pod flotilla-shim,catatonit,pause \
 			--out "$OUT/flotilla.json" ${BENCH_FLAGS:-} | tee "$OUT/flotilla.txt"
-		[ -f "$OUT/flotilla.json" ] && RESULTS=("$OUT/flotilla.json" "${RESULTS[@]}")
+
 	else
 		log "the fleet did not come up; its stderr:"; tail -20 "$T/flotctl.err" >&2
 	fi
@@ -179,12 +179,15 @@ if want containerd; then
 		"$T/bin/flotbench" cri --name containerd --endpoint "unix://$C/containerd.sock" --image "$IMAGE" --scope "$C" \
 			--daemons containerd --per-pod containerd-shim-runc-v2,catatonit,pause \
 			--out "$OUT/containerd.json" ${BENCH_FLAGS:-} | tee "$OUT/containerd.txt"
-		[ -f "$OUT/containerd.json" ] && RESULTS+=("$OUT/containerd.json")
 	else
 		log "containerd did not answer; its log:"; tail -20 "$C/log" >&2
 	fi
 fi
 
+# Ratios are flotilla/other: the first result is the numerator.
+for r in flotilla containerd floor; do
+	[ -f "$OUT/$r.json" ] && RESULTS+=("$OUT/$r.json")
+done
 if ((${#RESULTS[@]})); then
 	echo
 	"$T/bin/flotbench" compare "${RESULTS[@]}" | tee "$OUT/compare.txt"

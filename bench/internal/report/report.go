@@ -42,6 +42,9 @@ type Machine struct {
 	Kernel string `json:"kernel"`
 	OS     string `json:"os"`
 	CPU    string `json:"cpu"`
+	// LoadAvg is /proc/loadavg when the run started: the machine may be
+	// shared, and a loaded machine stretches every number.
+	LoadAvg string `json:"loadavg"`
 }
 
 // New returns an empty result for name.
@@ -54,6 +57,9 @@ func New(name string) *Result {
 // ThisMachine describes the machine from /proc and /etc/os-release.
 func ThisMachine() Machine {
 	m := Machine{Cores: runtime.NumCPU()}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		m.LoadAvg = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
 	}
@@ -105,25 +111,25 @@ func Read(path string) (*Result, error) {
 // Print writes the human table of one result.
 func (r *Result) Print(w io.Writer) {
 	fmt.Fprintf(w, "== %s %s %s\n", r.Name, r.Endpoint, r.Runtime)
-	fmt.Fprintf(w, "   machine: %d cores, %s, kernel %s, %s\n", r.Machine.Cores, r.Machine.OS, r.Machine.Kernel, r.Machine.CPU)
+	fmt.Fprintf(w, "   machine: %d cores, %s, kernel %s, %s, load %s\n", r.Machine.Cores, r.Machine.OS, r.Machine.Kernel, r.Machine.CPU, r.Machine.LoadAvg)
 	keys := sortedKeys(r.Ops)
-	fmt.Fprintf(w, "%-28s %5s %6s %10s %10s %10s\n", "operation", "n", "errors", "p50 ms", "p90 ms", "max ms")
+	fmt.Fprintf(w, "%-34s %5s %6s %10s %10s %10s\n", "operation", "n", "errors", "p50 ms", "p90 ms", "max ms")
 	for _, k := range keys {
 		s := r.Ops[k]
-		fmt.Fprintf(w, "%-28s %5d %6d %10s %10s %10s\n", k, s.N, s.Errors, num(s.P50, s.N), num(s.P90, s.N), num(s.Max, s.N))
+		fmt.Fprintf(w, "%-34s %5d %6d %10s %10s %10s\n", k, s.N, s.Errors, num(s.P50, s.N), num(s.P90, s.N), num(s.Max, s.N))
 		for _, e := range s.Sample {
 			fmt.Fprintf(w, "    error: %s\n", e)
 		}
 	}
 	for _, k := range sortedKeys(r.Values) {
-		fmt.Fprintf(w, "%-28s %10.3f\n", k, r.Values[k])
+		fmt.Fprintf(w, "%-34s %10.3f\n", k, r.Values[k])
 	}
 	for _, k := range sortedKeys(r.Memory) {
 		u := r.Memory[k]
-		fmt.Fprintf(w, "%-28s %3d procs  PSS %8.2f MiB  RSS %8.2f MiB  %v\n", "memory."+k, u.Procs, u.PSSMiB(), u.RSSMiB(), u.ByName)
+		fmt.Fprintf(w, "%-34s %3d procs  PSS %8.2f MiB  RSS %8.2f MiB  %v\n", "memory."+k, u.Procs, u.PSSMiB(), u.RSSMiB(), u.ByName)
 	}
 	for _, k := range sortedKeys(r.Unsupported) {
-		fmt.Fprintf(w, "%-28s unsupported: %s\n", k, r.Unsupported[k])
+		fmt.Fprintf(w, "%-34s unsupported: %s\n", k, r.Unsupported[k])
 	}
 	for _, p := range r.Problems {
 		fmt.Fprintf(w, "problem: %s\n", p)
