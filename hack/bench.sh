@@ -32,6 +32,8 @@ flock -n 8 || die "another hack/bench.sh is running (lock /tmp/flotbench.lock)"
 T=$(mktemp -d /tmp/flotbench.XXXXXX)
 OUT=$REPO/_output/bench/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
+# Services run in their own sessions (setsid): a Ctrl-C reaches flotbench, which removes its pods
+# while the runtimes still serve, and the cleanup below stops the services.
 PIDS=()
 
 cleanup() {
@@ -84,7 +86,7 @@ go build -o "$T/bin/test-registry" ./lib/testutil/registry/cmd/test-registry || 
 if want flotilla && [ ! -x bin/flotctl ]; then die "bin/flotctl missing: run make build"; fi
 
 log "starting the test registry"
-"$T/bin/test-registry" -dir "$T/registry" -config-dir "$T/registry-conf" -images busybox,pause-3.10 \
+setsid "$T/bin/test-registry" -dir "$T/registry" -config-dir "$T/registry-conf" -images busybox,pause-3.10 \
 	>"$T/registry.out" 2>"$T/registry.err" &
 PIDS+=($!)
 waitfor "$T/registry.out" '^ready' 300 || { cat "$T/registry.err" >&2; die "test registry did not get ready"; }
@@ -105,7 +107,7 @@ fi
 
 if want flotilla; then
 	log "starting a Flotilla fleet"
-	FLOTILLA_REGISTRIES_CONF=$REGCONF ./bin/flotctl up --root "$T/flotilla" >"$T/flotctl.out" 2>"$T/flotctl.err" &
+	FLOTILLA_REGISTRIES_CONF=$REGCONF setsid ./bin/flotctl up --root "$T/flotilla" >"$T/flotctl.out" 2>"$T/flotctl.err" &
 	PIDS+=($!)
 	if waitfor "$T/flotctl.out" '^endpoint:' 90; then
 		EP=$(sed -n 's/^endpoint: *//p' "$T/flotctl.out")
@@ -167,7 +169,7 @@ if want containerd; then
 		    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
 		      runtime_type = "io.containerd.runc.v2"
 	TOML
-	containerd --config "$C/config.toml" >"$C/log" 2>&1 &
+	setsid containerd --config "$C/config.toml" >"$C/log" 2>&1 &
 	PIDS+=($!)
 	ok=
 	for _ in $(seq 300); do
