@@ -28,6 +28,8 @@ type Usage struct {
 	PSSKiB int64          `json:"pss_kib"`
 	RSSKiB int64          `json:"rss_kib"`
 	ByName map[string]int `json:"by_name,omitempty"` // process count per matched name
+	// PSSByName is the PSS (KiB) per matched name.
+	PSSByName map[string]int64 `json:"pss_kib_by_name,omitempty"`
 }
 
 // PSSMiB is the PSS in MiB.
@@ -141,7 +143,7 @@ func (s Selector) inScope(procs map[int]*Proc, p *Proc) bool {
 // skipped; a process whose smaps_rollup cannot be read otherwise is an
 // error (the numbers would be silently low).
 func Measure(procfs string, procs []*Proc) (Usage, error) {
-	u := Usage{ByName: map[string]int{}}
+	u := Usage{ByName: map[string]int{}, PSSByName: map[string]int64{}}
 	for _, p := range procs {
 		pss, rss, err := Rollup(procfs, p.PID)
 		if err != nil {
@@ -154,6 +156,7 @@ func Measure(procfs string, procs []*Proc) (Usage, error) {
 		u.PSSKiB += pss
 		u.RSSKiB += rss
 		u.ByName[p.Name]++
+		u.PSSByName[p.Name] += pss
 	}
 	return u, nil
 }

@@ -93,7 +93,7 @@ func TestMeasureSumsSelectedProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.Procs != 2 || u.ByName[name] != 2 {
+	if u.Procs != 2 || u.ByName[name] != 2 || u.PSSByName[name] != u.PSSKiB {
 		t.Fatalf("usage = %+v", u)
 	}
 	// Each hog touched 24 MiB of private memory: RSS and PSS both count it.

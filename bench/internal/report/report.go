@@ -126,7 +126,10 @@ func (r *Result) Print(w io.Writer) {
 	}
 	for _, k := range sortedKeys(r.Memory) {
 		u := r.Memory[k]
-		fmt.Fprintf(w, "%-34s %3d procs  PSS %8.2f MiB  RSS %8.2f MiB  %v\n", "memory."+k, u.Procs, u.PSSMiB(), u.RSSMiB(), u.ByName)
+		fmt.Fprintf(w, "%-34s %3d procs  PSS %8.2f MiB  RSS %8.2f MiB\n", "memory."+k, u.Procs, u.PSSMiB(), u.RSSMiB())
+		for _, n := range sortedKeys(u.ByName) {
+			fmt.Fprintf(w, "    %-30s %3d procs  PSS %8.2f MiB\n", n, u.ByName[n], float64(u.PSSByName[n])/1024)
+		}
 	}
 	for _, k := range sortedKeys(r.Unsupported) {
 		fmt.Fprintf(w, "%-34s unsupported: %s\n", k, r.Unsupported[k])
