@@ -78,7 +78,7 @@ func Compare(w io.Writer, rs []*Result) {
 		hdr += fmt.Sprintf(" %12s", trunc(r.Name, 12))
 	}
 	for _, r := range rs[1:] {
-		hdr += fmt.Sprintf(" %14s", trunc(rs[0].Name+"/"+r.Name, 14))
+		hdr += fmt.Sprintf(" %22s", trunc(rs[0].Name+"/"+r.Name, 22))
 	}
 	fmt.Fprintln(w, hdr)
 	fmt.Fprintln(w, strings.Repeat("-", len(hdr)))
@@ -107,9 +107,9 @@ func Compare(w io.Writer, rs []*Result) {
 		}
 		for i := 1; i < len(rs); i++ {
 			if oks[0] && oks[i] && vals[i] != 0 && !math.IsNaN(vals[i]) {
-				line += fmt.Sprintf(" %13.2fx", vals[0]/vals[i])
+				line += fmt.Sprintf(" %21.2fx", vals[0]/vals[i])
 			} else {
-				line += fmt.Sprintf(" %14s", "-")
+				line += fmt.Sprintf(" %22s", "-")
 			}
 		}
 		fmt.Fprintln(w, line)

@@ -1,0 +1,70 @@
+package report
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"flotilla.dev/bench/internal/procmem"
+	"flotilla.dev/bench/internal/stats"
+)
+
+func TestCompareRatiosAndFloorTotal(t *testing.T) {
+	a := New("flotilla")
+	a.Ops["podstart.total"] = stats.Summary{N: 20, P50: 60}
+	a.Ops["exec_sync"] = stats.Summary{N: 0, Errors: 50, Sample: []string{"unimplemented"}}
+	a.Values["density.pods_per_s"] = 30
+	a.Memory["daemons.idle"] = procmem.Usage{Procs: 4, PSSKiB: 40 * 1024}
+	b := New("containerd")
+	b.Ops["podstart.total"] = stats.Summary{N: 20, P50: 120}
+	b.Ops["exec_sync"] = stats.Summary{N: 50, P50: 20}
+	b.Values["density.pods_per_s"] = 15
+	b.Memory["daemons.idle"] = procmem.Usage{Procs: 1, PSSKiB: 80 * 1024}
+	b.Unsupported["event.started"] = "Unimplemented"
+	f := New("floor")
+	f.Ops["floor.runc_total"] = stats.Summary{N: 20, P50: 37}
+	f.Ops["floor.netns_cni_add"] = stats.Summary{N: 20, P50: 13}
+
+	// Through the JSON files, as bench.sh does.
+	dir := t.TempDir()
+	var rs []*Result
+	for _, r := range []*Result{a, b, f} {
+		p := filepath.Join(dir, r.Name+".json")
+		if err := r.Write(p); err != nil {
+			t.Fatal(err)
+		}
+		back, err := Read(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, back)
+	}
+	var out bytes.Buffer
+	Compare(&out, rs)
+	rows := map[string][]string{}
+	for _, l := range strings.Split(out.String(), "\n") {
+		for _, m := range Metrics {
+			if strings.HasPrefix(l, m.Label+" ") {
+				rows[strings.TrimSpace(m.Label)] = strings.Fields(l[len(m.Label):])
+			}
+		}
+	}
+	check := func(label string, want ...string) {
+		t.Helper()
+		got := rows[label]
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("%s: got %q, want %q\n%s", label, got, want, out.String())
+		}
+	}
+	// Floor total = runc 37 + netns/CNI 13; ratios flotilla/containerd and flotilla/floor.
+	check("pod start total p50", "ms", "60.00", "120.00", "50.00", "0.50x", "1.20x")
+	check("density pods/s (c=8)", "pods/s", "30.00", "15.00", "-", "2.00x", "-")
+	check("daemons PSS idle", "MiB", "40.00", "80.00", "-", "0.50x", "-")
+	// A row whose calls all failed shows no number and no ratio.
+	check("ExecSync echo p50", "ms", "-", "20.00", "-", "-", "-")
+	if !strings.Contains(out.String(), "containerd: event.started unsupported: Unimplemented") ||
+		!strings.Contains(out.String(), "flotilla: 50 failed calls") {
+		t.Errorf("unsupported scenarios and failed calls must be listed:\n%s", out.String())
+	}
+}
