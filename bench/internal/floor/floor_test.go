@@ -1,0 +1,113 @@
+package floor
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"flotilla.dev/bench/internal/report"
+)
+
+// busyboxRootfs builds a minimal root filesystem from the host's busybox
+// and the libraries it links, with sleep as a hard link.
+func busyboxRootfs(t *testing.T) string {
+	t.Helper()
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Skip("busybox not installed")
+	}
+	root := filepath.Join(t.TempDir(), "rootfs")
+	copyFile := func(src, dst string) {
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile(bb, filepath.Join(root, "bin", "busybox"))
+	if err := os.Link(filepath.Join(root, "bin", "busybox"), filepath.Join(root, "bin", "sleep")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ldd", bb).Output()
+	if err == nil {
+		for _, l := range strings.Split(string(out), "\n") {
+			for _, f := range strings.Fields(l) {
+				if strings.HasPrefix(f, "/") {
+					real, err := filepath.EvalSymlinks(f)
+					if err != nil {
+						t.Fatal(err)
+					}
+					copyFile(real, filepath.Join(root, f))
+				}
+			}
+		}
+	}
+	return root
+}
+
+func TestFloorMeasuresAndCleansUp(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root")
+	}
+	cniBin := filepath.Join("..", "..", "..", ".tools", "cni")
+	if _, err := os.Stat(filepath.Join(cniBin, "bridge")); err != nil {
+		t.Skipf("CNI plugins not installed in %s (hack/install-deps.sh)", cniBin)
+	}
+	cniBin, _ = filepath.Abs(cniBin)
+	res := report.New("floor")
+	o := Options{Rootfs: busyboxRootfs(t), Runc: "runc", CNIBin: cniBin, N: 2}
+	if err := Run(context.Background(), o, res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Problems) > 0 {
+		t.Fatalf("problems: %q", res.Problems)
+	}
+	for _, k := range []string{"floor.runc_create", "floor.runc_start", "floor.runc_total", "floor.runc_teardown",
+		"floor.netns", "floor.cni_add", "floor.netns_cni_add", "floor.cni_del_netns"} {
+		s, ok := res.Ops[k]
+		if !ok || s.N != 2 || s.Errors != 0 || s.P50 <= 0 {
+			t.Errorf("%s = %+v, want 2 timed successes", k, s)
+		}
+	}
+	// Nothing is left: no bridge of this process, no pinned namespace or
+	// other mount, no cgroup of the containers.
+	suffix := fmt.Sprintf("-%d", os.Getpid()%10000)
+	ifs, err := net.Interfaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range ifs {
+		if strings.HasPrefix(i.Name, "fbf") && strings.HasSuffix(i.Name, suffix) {
+			t.Errorf("bridge %s left behind", i.Name)
+		}
+	}
+	mounts, _ := os.ReadFile("/proc/self/mounts")
+	if strings.Contains(string(mounts), "flotbench-floor-") {
+		t.Errorf("mounts left behind:\n%s", mounts)
+	}
+	cg, _ := filepath.Glob(fmt.Sprintf("/sys/fs/cgroup/*/flotbench-floor-%d-*", os.Getpid()))
+	if len(cg) > 0 {
+		t.Errorf("cgroups left behind: %v", cg)
+	}
+}
+
+func TestFloorReportsABrokenRootfs(t *testing.T) {
+	res := report.New("floor")
+	err := runcFloor(context.Background(), Options{Rootfs: t.TempDir(), Runc: "runc", N: 1}, t.TempDir(), res)
+	if err == nil || !strings.Contains(err.Error(), "bin/sleep") {
+		t.Fatalf("rootfs without sleep: err = %v", err)
+	}
+	if len(res.Ops) != 0 {
+		t.Fatalf("nothing may be timed: %+v", res.Ops)
+	}
+}
