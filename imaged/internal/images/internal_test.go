@@ -1,10 +1,13 @@
 package images
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
+	"log/slog"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/containerd/errdefs"
 	digest "github.com/opencontainers/go-digest"
@@ -75,4 +78,29 @@ func TestRepoTagsDigests(t *testing.T) {
 	if !slices.Equal(digests, want) {
 		t.Errorf("digests %v, want %v", digests, want)
 	}
+}
+
+// A fetch that stops reading is cancelled, and progress is still drained
+// afterwards (copy blocks on the channel until it notices the cancel).
+func TestWatchCancelsStalledFetchAndKeepsDraining(t *testing.T) {
+	s := New(Options{ProgressTimeout: 20 * time.Millisecond})
+	progress := make(chan types.ProgressProperties)
+	stop := make(chan struct{})
+	ctx, cancel := context.WithCancelCause(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.watch("img", progress, stop, cancel, slog.Default())
+	}()
+	progress <- types.ProgressProperties{Event: types.ProgressEventNewArtifact}
+	progress <- types.ProgressProperties{Event: types.ProgressEventRead, OffsetUpdate: 10}
+	<-ctx.Done()
+	if !errors.Is(context.Cause(ctx), ErrProgressTimeout) || !errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+		t.Fatalf("cause %v", context.Cause(ctx))
+	}
+	for range 3 {
+		progress <- types.ProgressProperties{Event: types.ProgressEventRead, OffsetUpdate: 1}
+	}
+	close(stop)
+	<-done
 }

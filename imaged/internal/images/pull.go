@@ -242,37 +242,7 @@ func (s *Service) copy(ctx context.Context, named reference.Named, sys *types.Sy
 	watchdogDone := make(chan struct{})
 	go func() {
 		defer close(watchdogDone)
-		t := time.NewTimer(s.o.ProgressTimeout)
-		defer t.Stop()
-		var done int64
-		last := time.Time{}
-		for {
-			select {
-			case p := <-progress:
-				if !t.Stop() {
-					select {
-					case <-t.C:
-					default:
-					}
-				}
-				t.Reset(s.o.ProgressTimeout)
-				if p.Event == types.ProgressEventRead {
-					done += int64(p.OffsetUpdate)
-				}
-				if time.Since(last) >= time.Second {
-					last = time.Now()
-					ev := imageEvent(named.String(), "", "progress", "")
-					ev.GetImage().BytesDone = done
-					s.o.Bus.Publish(eventsv1.SubjectImageProgress, ev)
-					log.Debug("pull progress", "bytes", done)
-				}
-			case <-t.C:
-				cancel(fmt.Errorf("%w for %s: %w", ErrProgressTimeout, s.o.ProgressTimeout, context.DeadlineExceeded))
-				return
-			case <-stop:
-				return
-			}
-		}
+		s.watch(named.String(), progress, stop, cancel, log)
 	}()
 	_, err = copy.Image(ctx, pc, dst, src, &copy.Options{
 		SourceCtx:            sys,
@@ -345,4 +315,55 @@ func isNotFoundErrs(errs errcode.Errors) bool {
 		}
 	}
 	return true
+}
+
+// watch cancels the pull when no bytes arrive for the progress timeout while
+// a blob is being fetched (or before the first one: a stalled registry). The
+// clock pauses when every blob started so far is done: storage is applying
+// layers or committing the image, which reports no progress. It drains
+// progress until stop is closed: copy blocks on a full channel.
+func (s *Service) watch(image string, progress <-chan types.ProgressProperties, stop <-chan struct{},
+	cancel context.CancelCauseFunc, log interface{ Debug(string, ...any) }) {
+	t := time.NewTimer(s.o.ProgressTimeout)
+	defer t.Stop()
+	reset := func(run bool) {
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
+		if run {
+			t.Reset(s.o.ProgressTimeout)
+		}
+	}
+	var done int64
+	inflight := 0
+	var last time.Time
+	for {
+		select {
+		case p := <-progress:
+			switch p.Event {
+			case types.ProgressEventNewArtifact:
+				inflight++
+			case types.ProgressEventDone:
+				inflight--
+				done += int64(p.OffsetUpdate)
+			case types.ProgressEventRead:
+				done += int64(p.OffsetUpdate)
+			}
+			reset(inflight > 0)
+			if time.Since(last) >= time.Second {
+				last = time.Now()
+				ev := imageEvent(image, "", "progress", "")
+				ev.GetImage().BytesDone = done
+				s.o.Bus.Publish(eventsv1.SubjectImageProgress, ev)
+				log.Debug("pull progress", "bytes", done)
+			}
+		case <-t.C:
+			cancel(fmt.Errorf("%w for %s: %w", ErrProgressTimeout, s.o.ProgressTimeout, context.DeadlineExceeded))
+		case <-stop:
+			return
+		}
+	}
 }
