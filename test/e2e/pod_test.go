@@ -122,7 +122,7 @@ func TestPodLifecycleThroughCriproxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Status.State != runtimeapi.ContainerState_CONTAINER_RUNNING || st.Status.ImageId != ref {
+	if st.Status.State != runtimeapi.ContainerState_CONTAINER_RUNNING || st.Status.ImageId != ref || st.Status.ImageRef != ref {
 		t.Fatalf("container status %v: want RUNNING with image_id %s (PullImage's image_ref)", st.Status, ref)
 	}
 	ex, err := f.Runtime.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: cid, Cmd: []string{"echo", "hi"}, Timeout: 10})

@@ -167,10 +167,9 @@ func (s *Service) createContainer(ctx context.Context, p *sandbox, cfg *runtimea
 	return c, nil
 }
 
+// imageRef is what ContainerStatus reports as image_ref: the image id, the
+// same value PullImage returned and Image.id carries (issue 3).
 func imageRef(img *imagev1.ImageInfo) string {
-	if len(img.GetRepoDigests()) > 0 {
-		return img.GetRepoDigests()[0]
-	}
 	return img.GetId()
 }
 

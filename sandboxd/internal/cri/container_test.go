@@ -96,7 +96,7 @@ func TestContainerLifecycle(t *testing.T) {
 	podID, pcfg := e.podWithLogs("life")
 	cfg := ctrConfig("main", "sh", "-c", "echo hello; echo oops >&2; exec sleep 1000")
 	id := e.create(podID, pcfg, cfg)
-	if st := e.status(id); st.State != runtimeapi.ContainerState_CONTAINER_CREATED || st.ImageRef != "busybox@sha256:0" {
+	if st := e.status(id); st.State != runtimeapi.ContainerState_CONTAINER_CREATED || st.ImageRef != "sha256-of-busybox" {
 		t.Fatalf("created: %v", st)
 	}
 	// A retried create returns the same container.

@@ -117,7 +117,7 @@ func TestRealImagesWithImaged(t *testing.T) {
 		t.Errorf("the image's /etc/passwd: %q", out)
 	}
 	st := e.status(id)
-	if st.ImageId == "" || !strings.Contains(st.ImageRef, "@sha256:") {
+	if st.ImageId == "" || st.ImageRef != st.ImageId {
 		t.Errorf("image id %q ref %q", st.ImageId, st.ImageRef)
 	}
 	if _, err := e.svc.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {

@@ -427,6 +427,9 @@ func mounts(s *specs.Spec, in Input, privileged bool) error {
 	sort.SliceStable(ms[7:], func(i, j int) bool { return ms[7+i].Destination < ms[7+j].Destination })
 	for _, m := range cri {
 		dst, src := m.GetContainerPath(), m.GetHostPath()
+		if m.GetImage().GetImage() != "" {
+			return fmt.Errorf("mount %q: image volumes are not supported yet: %w", dst, errdefs.ErrNotImplemented)
+		}
 		if !path.IsAbs(dst) {
 			return invalid("mount container_path %q is not absolute", dst)
 		}
