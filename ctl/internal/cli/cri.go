@@ -32,8 +32,15 @@ func (g *globals) cri() (*criClients, error) {
 	return &criClients{conn: conn, runtime: runtimeapi.NewRuntimeServiceClient(conn), images: runtimeapi.NewImageServiceClient(conn)}, nil
 }
 
-func timeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, 10*time.Second)
+// criCall connects to the CRI socket for one command and bounds it with a
+// 10 s deadline; done releases both.
+func (g *globals) criCall(cmd *cobra.Command) (*criClients, context.Context, func(), error) {
+	c, err := g.cri()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
+	return c, ctx, func() { cancel(); c.conn.Close() }, nil
 }
 
 func age(ns int64) string {
@@ -49,13 +56,11 @@ func newPodsCmd(g *globals) *cobra.Command {
 		Short: "List pod sandboxes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.cri()
+			c, ctx, done, err := g.criCall(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.conn.Close()
-			ctx, cancel := timeout(cmd.Context())
-			defer cancel()
+			defer done()
 			resp, err := c.runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
 			if err != nil {
 				return err
@@ -78,13 +83,11 @@ func newPsCmd(g *globals) *cobra.Command {
 		Short: "List containers (running ones unless --all)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.cri()
+			c, ctx, done, err := g.criCall(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.conn.Close()
-			ctx, cancel := timeout(cmd.Context())
-			defer cancel()
+			defer done()
 			req := &runtimeapi.ListContainersRequest{}
 			if !all {
 				req.Filter = &runtimeapi.ContainerFilter{State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}}
@@ -112,13 +115,11 @@ func newImagesCmd(g *globals) *cobra.Command {
 		Short: "List images",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.cri()
+			c, ctx, done, err := g.criCall(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.conn.Close()
-			ctx, cancel := timeout(cmd.Context())
-			defer cancel()
+			defer done()
 			resp, err := c.images.ListImages(ctx, &runtimeapi.ListImagesRequest{})
 			if err != nil {
 				return err
@@ -151,13 +152,11 @@ func newInspectCmd(g *globals) *cobra.Command {
 		Short: "Show the verbose status of a pod, a container or an image (json or yaml)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.cri()
+			c, ctx, done, err := g.criCall(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.conn.Close()
-			ctx, cancel := timeout(cmd.Context())
-			defer cancel()
+			defer done()
 			format := g.output
 			if format == "table" {
 				format = "json"
