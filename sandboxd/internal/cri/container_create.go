@@ -301,6 +301,9 @@ func ctrKey(podID string, cfg *runtimeapi.ContainerConfig) string {
 func createHostPaths(mounts []*runtimeapi.Mount) error {
 	for _, m := range mounts {
 		src := m.GetHostPath()
+		if m.GetImage().GetImage() != "" {
+			return fmt.Errorf("mount %q: image volumes are not supported yet: %w", m.GetContainerPath(), errdefs.ErrNotImplemented)
+		}
 		if !filepath.IsAbs(src) {
 			return fmt.Errorf("mount host_path %q is not absolute: %w", src, errdefs.ErrInvalidArgument)
 		}

@@ -379,3 +379,20 @@ func TestShimGoneAfterRestart(t *testing.T) {
 		t.Fatalf("runtime still knows %q", out)
 	}
 }
+
+// Image volumes are not supported yet: CreateContainer says so with
+// Unimplemented (critest then skips its image-volume specs) and creates
+// nothing.
+func TestImageVolumeMountIsUnimplemented(t *testing.T) {
+	e := newEnv(t)
+	podID, pcfg := e.podWithLogs("imgvol")
+	cfg := ctrConfig("imgvol", "true")
+	cfg.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", Image: &runtimeapi.ImageSpec{Image: "busybox"}}}
+	_, err := e.svc.CreateContainer(context.Background(), &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: cfg, SandboxConfig: pcfg})
+	if !errdefs.IsNotImplemented(err) {
+		t.Fatalf("want not implemented, got %v", err)
+	}
+	if list := e.svc.listContainers(nil); len(list) != 0 {
+		t.Fatalf("containers left after a refused create: %v", list)
+	}
+}
