@@ -400,11 +400,13 @@ func (r *Registry) Stop() error {
 // the local registry at addr.
 func RegistriesConfText(addr string) string {
 	var b strings.Builder
-	b.WriteString("# Written by flotilla lib/testutil/registry: upstream registries mirrored to a local test registry.\n")
+	// Locations are rewritten rather than mirrored: with a mirror,
+	// containers/image falls back to the real registry when the mirror lacks
+	// an image, and tests must never reach outside this machine.
+	b.WriteString("# Written by flotilla lib/testutil/registry: upstream registries served by a local test registry.\n")
 	b.WriteString("unqualified-search-registries = [\"docker.io\"]\nshort-name-mode = \"permissive\"\n")
 	for _, host := range MirroredRegistries {
-		fmt.Fprintf(&b, "\n[[registry]]\nprefix = %q\nlocation = %q\n\n[[registry.mirror]]\nlocation = %q\ninsecure = true\n",
-			host, host, addr+"/"+host)
+		fmt.Fprintf(&b, "\n[[registry]]\nprefix = %q\nlocation = %q\ninsecure = true\n", host, addr+"/"+host)
 	}
 	fmt.Fprintf(&b, "\n[[registry]]\nlocation = %q\ninsecure = true\n", addr)
 	return b.String()
