@@ -29,7 +29,8 @@ func (s *Service) RemoveImage(ctx context.Context, req *runtimeapi.RemoveImageRe
 	}
 	if _, err := s.o.Store.DeleteImage(img.ID, true); err != nil {
 		switch {
-		case errors.Is(err, storage.ErrImageUnknown):
+		case errors.Is(err, storage.ErrImageUnknown), errors.Is(err, storage.ErrNotAnImage):
+			// A concurrent RemoveImage got there first: already gone.
 			return &runtimeapi.RemoveImageResponse{}, nil
 		case errors.Is(err, storage.ErrImageUsedByContainer):
 			return nil, fmt.Errorf("image %s is in use by container %s: %w", img.ID, strings.Join(s.containersUsing(img.ID), ", "), errdefs.ErrFailedPrecondition)

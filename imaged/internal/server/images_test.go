@@ -287,3 +287,30 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("failed events = %v", f)
 	}
 }
+
+// Simultaneous RemoveImage calls for one image all succeed (critest's Image
+// Consistency spec): whoever comes second finds it already gone.
+func TestConcurrentRemoveImage(t *testing.T) {
+	reg := startRegistry(t, registry.Options{Images: []string{"busybox"}})
+	e := newEnv(t, reg, envOpts{})
+	ctx := ctxT(t)
+	for round := 0; round < 3; round++ {
+		id, err := e.pull(ctx, "registry.k8s.io/e2e-test-images/busybox:1.29-2", nil)
+		must(t, err)
+		errs := make(chan error, 8)
+		for i := 0; i < 8; i++ {
+			go func() {
+				_, err := e.images.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: id}})
+				errs <- err
+			}()
+		}
+		for i := 0; i < 8; i++ {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: concurrent RemoveImage: %v", round, err)
+			}
+		}
+		if img := e.status(ctx, id); img != nil {
+			t.Fatalf("image still there: %v", img)
+		}
+	}
+}
