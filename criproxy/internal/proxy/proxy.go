@@ -102,12 +102,21 @@ func (p *Proxy) Forward(ss grpc.ServerStream, pool *backend.Pool, method string)
 		delete(md, "user-agent")
 		ctx = metadata.NewOutgoingContext(ctx, md)
 	}
+	return tryReplicas(ctx, pool, func(r *backend.Replica) (bool, error) {
+		return p.forwardTo(ctx, ss, r, method, &req)
+	})
+}
+
+// tryReplicas calls fn on each replica of pool in turn until one was
+// reached (fn reports whether the replica got the call), and fails with
+// Unavailable naming the backend and every socket tried when none was.
+func tryReplicas(ctx context.Context, pool *backend.Pool, fn func(*backend.Replica) (reached bool, err error)) error {
 	var lastErr error
 	var tried []string
 	for _, r := range pool.Candidates() {
 		r.Prepare(ctx, prepareWait)
-		done, err := p.forwardTo(ctx, ss, r, method, &req)
-		if done {
+		reached, err := fn(r)
+		if reached {
 			return err
 		}
 		lastErr = err

@@ -27,19 +27,10 @@ func serveUnary[Req proto.Message, Resp proto.Message](ss grpc.ServerStream, req
 // invoke makes a typed unary call on the first replica of pool that can be
 // reached, naming the backend when none can.
 func invoke(ctx context.Context, pool *backend.Pool, method string, req, resp proto.Message) error {
-	var lastErr error
-	var tried []string
-	for _, r := range pool.Candidates() {
-		r.Prepare(ctx, prepareWait)
+	return tryReplicas(ctx, pool, func(r *backend.Replica) (bool, error) {
 		err := r.Conn.Invoke(ctx, method, req, resp, grpc.ForceCodec(codec{})) //nolint:staticcheck
-		if err == nil || !unreachable(err) {
-			return err
-		}
-		lastErr = err
-		tried = append(tried, r.Target())
-		r.Conn.ResetConnectBackoff()
-	}
-	return status.Errorf(codes.Unavailable, "%s unavailable: %s: %v", pool.Name, strings.Join(tried, ", "), status.Convert(lastErr).Message())
+		return err == nil || !unreachable(err), err
+	})
 }
 
 // describe renders an error from a backend for a condition's message.
