@@ -43,25 +43,38 @@ func DialUnix(path string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	return conn, nil
 }
 
-func awaitReady(ctx context.Context, cc *grpc.ClientConn) {
+func awaitReady(ctx context.Context, cc *grpc.ClientConn) { AwaitConnected(ctx, cc, ReadyWait, true) }
+
+// AwaitConnected makes a fresh connection attempt on cc when it is not
+// ready (cutting short any reconnect backoff) and waits at most wait for it.
+// With retry, refused attempts are tried again until the wait ends; without,
+// it returns as soon as the fresh attempt failed.
+func AwaitConnected(ctx context.Context, cc *grpc.ClientConn, wait time.Duration, retry bool) {
 	s := cc.GetState()
 	if s == connectivity.Ready {
 		return
 	}
-	cc.Connect()
 	if s == connectivity.TransientFailure {
 		cc.ResetConnectBackoff()
 	}
-	wctx, cancel := context.WithTimeout(ctx, ReadyWait)
+	cc.Connect()
+	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
+	connecting := false
 	for s = cc.GetState(); s != connectivity.Ready && s != connectivity.Shutdown; s = cc.GetState() {
+		switch s {
+		case connectivity.Connecting:
+			connecting = true
+		case connectivity.TransientFailure:
+			if !retry && connecting {
+				return
+			}
+			if retry {
+				cc.ResetConnectBackoff()
+			}
+		}
 		if !cc.WaitForStateChange(wctx, s) {
 			return
-		}
-		if cc.GetState() == connectivity.TransientFailure {
-			// Keep trying until the wait ends rather than failing on the
-			// first refused connection.
-			cc.ResetConnectBackoff()
 		}
 	}
 }

@@ -10,9 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"flotilla.dev/lib/daemon"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
@@ -148,25 +148,5 @@ func (p *Pool) Close() {
 // It waits at most maxWait, and returns as soon as the attempt succeeded or
 // failed.
 func (r *Replica) Prepare(ctx context.Context, maxWait time.Duration) {
-	s := r.Conn.GetState()
-	if s == connectivity.Ready {
-		return
-	}
-	if s == connectivity.TransientFailure {
-		r.Conn.ResetConnectBackoff()
-	}
-	r.Conn.Connect()
-	wctx, cancel := context.WithTimeout(ctx, maxWait)
-	defer cancel()
-	connecting := false
-	for s = r.Conn.GetState(); s != connectivity.Ready && s != connectivity.Shutdown; s = r.Conn.GetState() {
-		if s == connectivity.Connecting {
-			connecting = true
-		} else if s == connectivity.TransientFailure && connecting {
-			return
-		}
-		if !r.Conn.WaitForStateChange(wctx, s) {
-			return
-		}
-	}
+	daemon.AwaitConnected(ctx, r.Conn, maxWait, false)
 }
