@@ -16,9 +16,9 @@ type Config struct {
 	daemon.Common
 	SocketMode Mode `toml:"socket_mode" comment:"Permissions of the CRI socket, octal; never open to others."`
 	// Backends, each a list of replica sockets.
-	Imaged   []string `toml:"imaged" comment:"imaged replicas (unix socket paths): the CRI ImageService."`
-	Sandboxd []string `toml:"sandboxd" comment:"sandboxd replicas (unix socket paths): the CRI RuntimeService."`
-	Netd     []string `toml:"netd" comment:"netd replicas (unix socket paths): NetworkReady."`
+	Imaged         []string `toml:"imaged" comment:"imaged replicas (unix socket paths): the CRI ImageService."`
+	Sandboxd       []string `toml:"sandboxd" comment:"sandboxd replicas (unix socket paths): the CRI RuntimeService."`
+	Netd           []string `toml:"netd" comment:"netd replicas (unix socket paths): NetworkReady."`
 	HealthInterval Duration `toml:"health_interval" comment:"How often each backend replica is health-checked."`
 	StatusTimeout  Duration `toml:"status_timeout" comment:"Deadline for the backend calls behind Status and Version."`
 	NATSEmbedded   bool     `toml:"nats_embedded" comment:"Run an embedded NATS server (set false to use an external server or cluster at nats_url)."`

@@ -307,4 +307,3 @@ func TestContainerEventsFromBus(t *testing.T) {
 		t.Fatalf("got %v want %v", got, want)
 	}
 }
-
