@@ -137,7 +137,7 @@ func WriteConfig(o *Options) (Layout, error) {
 	natsURL := o.NATSURL
 	if embedded {
 		if o.NATSPort == 0 {
-			p, err := freePort()
+			p, err := FreePort()
 			if err != nil {
 				return l, err
 			}

@@ -235,7 +235,8 @@ func (f *Fleet) Logs(w io.Writer, maxBytes int64) {
 	}
 }
 
-func freePort() (int, error) {
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -244,14 +245,15 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// WaitReady waits until the CRI socket answers Status with both conditions
-// true, or ctx ends; it returns the last status either way.
-func (f *Fleet) WaitReady(ctx context.Context) (*Status, error) {
+// WaitReady waits until every backend answers its health check and the CRI
+// socket answers Status with RuntimeReady (and NetworkReady when network is
+// set), or ctx ends; it returns the last status either way.
+func (f *Fleet) WaitReady(ctx context.Context, network bool) (*Status, error) {
 	var last *Status
 	var lastErr error
 	for {
 		st, err := QueryStatus(ctx, f.Layout.CRISocket)
-		if err == nil && st.RuntimeReady && st.NetworkReady && f.DaemonsHealthy(ctx) {
+		if err == nil && st.RuntimeReady && (!network || st.NetworkReady) && f.DaemonsHealthy(ctx) {
 			return st, nil
 		}
 		last, lastErr = st, err

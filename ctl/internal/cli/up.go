@@ -49,7 +49,7 @@ containers keep running, as on a node whose runtime restarts.`,
 			}
 			defer f.Stop()
 			wctx, wcancel := context.WithTimeout(ctx, readyTimeout)
-			st, err := f.WaitReady(wctx)
+			st, err := f.WaitReady(wctx, true)
 			wcancel()
 			if ctx.Err() != nil {
 				return nil

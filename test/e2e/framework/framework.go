@@ -163,25 +163,11 @@ func StartFleet(t testing.TB, o Options) *Fleet {
 	if !o.NoWait {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		if err := ff.waitReady(ctx, o.WaitNetwork); err != nil {
+		if _, err := f.WaitReady(ctx, o.WaitNetwork); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return ff
-}
-
-func (f *Fleet) waitReady(ctx context.Context, network bool) error {
-	for {
-		st, err := fleet.QueryStatus(ctx, f.Layout.CRISocket)
-		if err == nil && st.RuntimeReady && (!network || st.NetworkReady) && f.DaemonsHealthy(ctx) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("fleet not ready: %v %v", st, err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
 
 // Endpoint is the fleet's CRI endpoint.

@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"flotilla.dev/ctl/fleet"
 	"fmt"
 	"net"
 	"os/exec"
@@ -15,12 +16,11 @@ type NATSCluster struct {
 
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := fleet.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // StartNATSCluster starts n nats-server nodes routed to each other and
