@@ -15,7 +15,6 @@ import (
 	imagev1 "flotilla.dev/proto/image/v1"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -36,29 +35,14 @@ func startImaged(t *testing.T, images ...string) (imagev1.RootfsServiceClient, r
 		t.Fatal(err)
 	}
 	sock := filepath.Join(dir, "imaged.sock")
-	cfg := filepath.Join(dir, "flotilla.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`[imaged]
+	conn := runDaemon(t, bin, dir, fmt.Sprintf(`[imaged]
 socket = %q
 nats_url = %q
 root = %q
 run_root = %q
 registries_conf = %q
 signature_policy = %q
-`, sock, nats.ClientURL(), filepath.Join(dir, "storage"), filepath.Join(dir, "storage-run"), reg.RegistriesConf, reg.PolicyJSON)), 0o600)
-	cmd := exec.Command(bin, "--config", cfg)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		cmd.Process.Signal(unix.SIGTERM)
-		cmd.Wait()
-		nats.Shutdown()
+`, sock, nats.ClientURL(), filepath.Join(dir, "storage"), filepath.Join(dir, "storage-run"), reg.RegistriesConf, reg.PolicyJSON), sock, nats, func() {
 		// containers/storage leaves its overlay mounts to the caller.
 		for _, m := range mountsUnder(dir) {
 			unix.Unmount(m, unix.MNT_DETACH)

@@ -18,7 +18,6 @@ import (
 	netv1 "flotilla.dev/proto/net/v1"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -67,29 +66,14 @@ func startNetd(t *testing.T) (netv1.NetServiceClient, string, string) {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(dir, "netd.sock")
-	cfg := filepath.Join(dir, "flotilla.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`[netd]
+	conn := runDaemon(t, bin, dir, fmt.Sprintf(`[netd]
 socket = %q
 nats_url = %q
 root = %q
 run_root = %q
 cni_conf_dir = %q
 cni_bin_dirs = [%q]
-`, sock, nats.ClientURL(), filepath.Join(dir, "lib"), filepath.Join(dir, "run"), confDir, cniDir)), 0o600)
-	cmd := exec.Command(bin, "--config", cfg)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		cmd.Process.Signal(unix.SIGTERM)
-		cmd.Wait()
-		nats.Shutdown()
+`, sock, nats.ClientURL(), filepath.Join(dir, "lib"), filepath.Join(dir, "run"), confDir, cniDir), sock, nats, func() {
 		exec.Command("ip", "link", "del", bridge).Run() // the bridge plugin leaves it
 	})
 	client := netv1.NewNetServiceClient(conn)
