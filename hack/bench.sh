@@ -6,7 +6,8 @@
 # Then runs imaged's pull benchmark. Everything it starts is stopped and removed at exit (also on Ctrl-C).
 #
 # Env: BENCH_TARGETS="flotilla containerd floor" (subset to run), BENCH_FLAGS (extra flotbench cri flags,
-# e.g. "--pods 5 --density 8"), BENCH_PULL=0 to skip imaged's pull benchmark.
+# e.g. "--pods 5 --density 8", "--share-pid"), BENCH_PULL=0 to skip imaged's pull benchmark, BENCH_PHASES=1 to run
+# the fleet at log_level debug and print where each step of a pod start goes (flotbench phases).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -107,7 +108,11 @@ fi
 
 if want flotilla; then
 	log "starting a Flotilla fleet"
-	FLOTILLA_REGISTRIES_CONF=$REGCONF setsid ./bin/flotctl up --root "$T/flotilla" >"$T/flotctl.out" 2>"$T/flotctl.err" &
+	# The same network as containerd and the floor: bridge (no masquerade) + host-local + portmap.
+	LEVEL=info
+	[ "${BENCH_PHASES:-0}" = 1 ] && LEVEL=debug
+	FLOTILLA_REGISTRIES_CONF=$REGCONF setsid ./bin/flotctl up --root "$T/flotilla" --log-level "$LEVEL" --cni-chain portmap \
+		>"$T/flotctl.out" 2>"$T/flotctl.err" &
 	PIDS+=($!)
 	if waitfor "$T/flotctl.out" '^endpoint:' 90; then
 		EP=$(sed -n 's/^endpoint: *//p' "$T/flotctl.out")
@@ -116,6 +121,10 @@ if want flotilla; then
 		"$T/bin/flotbench" cri --name flotilla --endpoint "$EP" --image "$IMAGE" --scope "$T/flotilla" \
 			--daemons criproxy,imaged,sandboxd,netd,nats-server --per-pod flotilla-shim,catatonit,pause \
 			--out "$OUT/flotilla.json" ${BENCH_FLAGS:-} | tee "$OUT/flotilla.txt"
+		if [ "$LEVEL" = debug ]; then
+			log "where the time goes (daemons' phase logs)"
+			"$T/bin/flotbench" phases "$T"/flotilla/log/*.log | tee "$OUT/phases.txt"
+		fi
 
 	else
 		log "the fleet did not come up; its stderr:"; tail -20 "$T/flotctl.err" >&2
@@ -137,7 +146,7 @@ if want containerd; then
 	done
 	cat >"$C/net.d/10-flotbench.conflist" <<-JSON
 		{"cniVersion": "1.0.0", "name": "flotbench-containerd", "plugins": [
-		 {"type": "bridge", "bridge": "$CTRD_BRIDGE", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+		 {"type": "bridge", "bridge": "$CTRD_BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
 		  "ipam": {"type": "host-local", "dataDir": "$C/ipam", "ranges": [[{"subnet": "$CTRD_SUBNET"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
 		 {"type": "portmap", "capabilities": {"portMappings": true}}]}
 	JSON

@@ -4,6 +4,7 @@
 //	flotbench cri   --endpoint unix:///run/x.sock --name X --out x.json ...
 //	flotbench floor --rootfs DIR --out floor.json ...
 //	flotbench compare flotilla.json containerd.json floor.json
+//	flotbench phases  <daemon logs at log_level debug>...
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"flotilla.dev/bench/internal/floor"
+	"flotilla.dev/bench/internal/phases"
 	"flotilla.dev/bench/internal/procmem"
 	"flotilla.dev/bench/internal/report"
 	"flotilla.dev/bench/internal/scenario"
@@ -36,6 +38,8 @@ func main() {
 		err = runFloor(ctx, os.Args[2:])
 	case "compare":
 		err = runCompare(os.Args[2:])
+	case "phases":
+		err = runPhases(os.Args[2:])
 	default:
 		usage()
 	}
@@ -46,7 +50,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: flotbench cri|floor|compare [flags] (flotbench <cmd> -h for the flags)")
+	fmt.Fprintln(os.Stderr, "usage: flotbench cri|floor|compare|phases [flags] (flotbench <cmd> -h for the flags)")
 	os.Exit(2)
 }
 
@@ -71,6 +75,7 @@ func runCRI(ctx context.Context, args []string) error {
 	fs.IntVar(&o.Pods, "pods", 20, "pod start: pods started one after another")
 	fs.IntVar(&o.Density, "density", 30, "density: pods started concurrently")
 	fs.IntVar(&o.Concurrency, "concurrency", 8, "density: concurrent starts and teardowns")
+	fs.BoolVar(&o.SharePID, "share-pid", false, "pods share one PID namespace (a pod with shareProcessNamespace: true; runtimes start a pause process); default: what the kubelet sends for a plain pod")
 	fs.IntVar(&o.ExecCalls, "exec", 50, "ExecSync calls")
 	fs.IntVar(&o.ListCalls, "list", 20, "calls of each List* RPC")
 	fs.DurationVar(&o.CallTimeout, "timeout", time.Minute, "deadline of each CRI call")
@@ -159,5 +164,26 @@ func runCompare(args []string) error {
 		rs = append(rs, r)
 	}
 	report.Compare(os.Stdout, rs)
+	return nil
+}
+
+// runPhases prints the per-step timings the daemons logged at debug level.
+func runPhases(files []string) error {
+	if len(files) == 0 {
+		return fmt.Errorf("phases: give the daemons' log files")
+	}
+	c := phases.NewCollector()
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			return err
+		}
+		err = c.Read(fh)
+		fh.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+	}
+	phases.Print(os.Stdout, c.Steps())
 	return nil
 }

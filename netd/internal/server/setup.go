@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	flog "flotilla.dev/lib/log"
+	"flotilla.dev/lib/metrics"
 	"flotilla.dev/netd/internal/cni"
 	"flotilla.dev/netd/internal/netns"
 	"flotilla.dev/netd/internal/store"
@@ -45,6 +46,8 @@ func (s *Service) SetupPod(ctx context.Context, req *netv1.SetupPodRequest) (*ne
 	unlock := s.lock(id)
 	defer unlock()
 	log := flog.From(ctx).With(flog.KeyPodID, id)
+	ph := metrics.StartPhases("setup_pod")
+	defer ph.Done(log)
 
 	switch rec, err := s.store.Get(id); {
 	case err == nil && rec.Phase == store.Ready && netns.IsPinned(rec.NetNS):
@@ -70,6 +73,7 @@ func (s *Service) SetupPod(ctx context.Context, req *netv1.SetupPodRequest) (*ne
 	if err := s.store.Put(rec); err != nil {
 		return nil, err
 	}
+	ph.Mark("store_creating")
 	// No record owns a pin left at this path (say, from a crash before the
 	// last reconcile): it is stale.
 	if err := netns.Remove(rec.NetNS); err != nil {
@@ -80,6 +84,7 @@ func (s *Service) SetupPod(ctx context.Context, req *netv1.SetupPodRequest) (*ne
 		_ = s.store.Delete(id)
 		return nil, fmt.Errorf("pod %s: %w", id, err)
 	}
+	ph.Mark("netns")
 	actx, cancel := context.WithTimeout(ctx, pluginTimeout)
 	ips, err := s.runner.Add(actx, st.List, id, rec.NetNS, rec.Args, rec.CapabilityArgs)
 	cancel()
@@ -93,6 +98,7 @@ func (s *Service) SetupPod(ctx context.Context, req *netv1.SetupPodRequest) (*ne
 		s.publish(eventsv1.SubjectNetworkFailed, id, "failed", nil, err.Error())
 		return nil, fmt.Errorf("pod %s: network %q (%s): %w", id, st.List.Name, st.File, err)
 	}
+	ph.Mark("cni_add")
 	rec.IPs, rec.Phase = ips, store.Ready
 	if err := s.store.Put(rec); err != nil {
 		cctx, ccancel := detached(ctx)
@@ -100,6 +106,7 @@ func (s *Service) SetupPod(ctx context.Context, req *netv1.SetupPodRequest) (*ne
 		ccancel()
 		return nil, err
 	}
+	ph.Mark("store_ready")
 	log.Info("pod network set up", "ips", ips, "network", rec.Network)
 	s.publish(eventsv1.SubjectNetworkSetup, id, "setup", ips, "")
 	return &netv1.SetupPodResponse{Network: toProto(rec)}, nil

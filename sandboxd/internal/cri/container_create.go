@@ -10,6 +10,7 @@ import (
 	"time"
 
 	flog "flotilla.dev/lib/log"
+	"flotilla.dev/lib/metrics"
 	imagev1 "flotilla.dev/proto/image/v1"
 	"flotilla.dev/sandboxd/internal/oci"
 	"flotilla.dev/sandboxd/internal/store"
@@ -74,6 +75,8 @@ func (s *Service) createContainer(ctx context.Context, p *sandbox, cfg *runtimea
 	}
 	id := newID()
 	log := flog.From(ctx).With(flog.KeyPodID, pod.ID, flog.KeyContainerID, id)
+	ph := metrics.StartPhases("create_container")
+	defer ph.Done(log)
 	bundle := filepath.Join(s.Config.RunRoot, "containers", id)
 	var cleanups []func()
 	defer func() {
@@ -96,6 +99,7 @@ func (s *Service) createContainer(ctx context.Context, p *sandbox, cfg *runtimea
 	if err != nil {
 		return nil, fmt.Errorf("create rootfs from image %q: %w", cfg.GetImage().GetImage(), err)
 	}
+	ph.Mark("create_rootfs")
 	cleanups = append(cleanups, func() {
 		rctx, cancel := timeout(ctx, callTimeout)
 		defer cancel()
@@ -107,6 +111,7 @@ func (s *Service) createContainer(ctx context.Context, p *sandbox, cfg *runtimea
 	if err != nil {
 		return nil, fmt.Errorf("mount rootfs: %w", err)
 	}
+	ph.Mark("mount_rootfs")
 	img, err := oci.ParseImageConfig(created.GetImage().GetConfigJson())
 	if err != nil {
 		return nil, err
@@ -125,6 +130,7 @@ func (s *Service) createContainer(ctx context.Context, p *sandbox, cfg *runtimea
 	if err := os.WriteFile(filepath.Join(bundle, "config.json"), data, 0o600); err != nil {
 		return nil, fmt.Errorf("write spec: %w", err)
 	}
+	ph.Mark("spec")
 	if logPath != "" {
 		if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 			return nil, fmt.Errorf("log directory: %w", err)
@@ -139,6 +145,7 @@ func (s *Service) createContainer(ctx context.Context, p *sandbox, cfg *runtimea
 	if err != nil {
 		return nil, fmt.Errorf("create container with %s: %w", rt.Path, err)
 	}
+	ph.Mark("shim_spawn_runtime_create")
 	cleanups = append(cleanups, func() {
 		dctx, cancel := timeout(ctx, 30*time.Second)
 		defer cancel()
@@ -159,6 +166,7 @@ func (s *Service) createContainer(ctx context.Context, p *sandbox, cfg *runtimea
 	if err := s.Store.PutContainer(rec); err != nil {
 		return nil, err
 	}
+	ph.Mark("store")
 	c := newContainer(rec, cfg, sh)
 	s.mu.Lock()
 	s.ctrs[id] = c

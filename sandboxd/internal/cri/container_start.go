@@ -7,6 +7,7 @@ import (
 	"time"
 
 	flog "flotilla.dev/lib/log"
+	"flotilla.dev/lib/metrics"
 	"flotilla.dev/sandboxd/internal/store"
 	shimclient "flotilla.dev/shim/client"
 	"github.com/containerd/errdefs"
@@ -46,7 +47,10 @@ func (s *Service) startContainer(ctx context.Context, c *container) error {
 	if c.shim == nil {
 		return fmt.Errorf("shim of container %s is gone: %w", snap.ID, errdefs.ErrUnavailable)
 	}
+	ph := metrics.StartPhases("start_container")
+	defer ph.Done(flog.From(ctx).With(flog.KeyContainerID, snap.ID))
 	pid, err := c.shim.Start(ctx)
+	ph.Mark("shim_runtime_start")
 	if err != nil {
 		// The container cannot run any more: record why.
 		_ = s.saveContainer(c, func(r *store.Container) error {
@@ -67,6 +71,7 @@ func (s *Service) startContainer(ctx context.Context, c *container) error {
 	}); err != nil {
 		return err
 	}
+	ph.Mark("store")
 	flog.From(ctx).Info("container started", flog.KeyContainerID, snap.ID, "pid", pid)
 	s.publishContainer(c, "started")
 	s.monitor(c)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	flog "flotilla.dev/lib/log"
+	"flotilla.dev/lib/metrics"
 	netv1 "flotilla.dev/proto/net/v1"
 	"flotilla.dev/sandboxd/internal/nsutil"
 	"flotilla.dev/sandboxd/internal/oci"
@@ -98,6 +99,8 @@ func (s *Service) runPod(ctx context.Context, req *runtimeapi.RunPodSandboxReque
 	rec.Config, _ = marshal(cfg)
 	p := newSandbox(rec, cfg)
 	log := flog.From(ctx).With(flog.KeyPodID, id)
+	ph := metrics.StartPhases("run_pod")
+	defer ph.Done(log)
 
 	var cleanups []func()
 	defer func() {
@@ -130,6 +133,7 @@ func (s *Service) runPod(ctx context.Context, req *runtimeapi.RunPodSandboxReque
 		return "", err
 	}
 	rec.IPCNS, rec.UTSNS = pinned[nsutil.IPC], pinned[nsutil.UTS]
+	ph.Mark("pin_namespaces")
 	cleanups = append(cleanups, func() { _ = nsutil.Unpin(rec.IPCNS); _ = nsutil.Unpin(rec.UTSNS) })
 
 	if !hostIPC {
@@ -138,6 +142,7 @@ func (s *Service) runPod(ctx context.Context, req *runtimeapi.RunPodSandboxReque
 			return "", err
 		}
 		cleanups = append(cleanups, func() { _ = nsutil.Unmount(rec.ShmPath) })
+		ph.Mark("shm")
 	}
 
 	if !hostNet {
@@ -161,6 +166,7 @@ func (s *Service) runPod(ctx context.Context, req *runtimeapi.RunPodSandboxReque
 		if rec.NetNS == "" {
 			return "", errors.New("set up pod network: netd returned no netns path")
 		}
+		ph.Mark("network")
 	}
 
 	if err := writeResolvConf(filepath.Join(dir, "resolv.conf"), cfg.GetDnsConfig()); err != nil {
@@ -178,9 +184,11 @@ func (s *Service) runPod(ctx context.Context, req *runtimeapi.RunPodSandboxReque
 		}
 	}
 
+	ph.Mark("files")
 	if err := s.Store.PutPod(rec); err != nil {
 		return "", err
 	}
+	ph.Mark("store")
 	cleanups = append(cleanups, func() { _ = s.Store.DeletePod(id) })
 	s.mu.Lock()
 	s.pods[id] = p
@@ -191,6 +199,7 @@ func (s *Service) runPod(ctx context.Context, req *runtimeapi.RunPodSandboxReque
 		if err := s.startInfra(ctx, p); err != nil {
 			return "", fmt.Errorf("pause container: %w", err)
 		}
+		ph.Mark("pause")
 	}
 	log.Info("pod sandbox ready", "name", cfg.GetMetadata().GetName(), "netns", rec.NetNS)
 	s.publishPod(p, "created")
