@@ -30,7 +30,10 @@ type Options struct {
 	// CNIBinDirs for netd; empty uses .tools/cni beside BinDir, /opt/cni/bin
 	// and /usr/lib/cni.
 	CNIBinDirs []string
-	LogLevel   string
+	// CNIChain: the plugins chained after bridge in the fleet's conflist
+	// (nil: netd/conflist.DefaultChain).
+	CNIChain []string
+	LogLevel string
 	// Restart restarts a daemon that dies (on by default in `flotctl up`).
 	Restart bool
 	// ExtraConfig is appended to flotilla.toml as a drop-in (TOML text).
@@ -79,11 +82,11 @@ network = {{q .Net.Name}}
 `
 
 // conflist is the fleet's CNI network: netd's bridge conflist (bridge,
-// host-local with its data under the fleet's root, portmap, bandwidth,
-// firewall) with the fleet's own bridge name and subnet.
-func conflist(l Layout, n Network) ([]byte, error) {
+// host-local with its data under the fleet's root, then chain: by default
+// portmap, bandwidth, firewall) with the fleet's own bridge name and subnet.
+func conflist(l Layout, n Network, chain []string) ([]byte, error) {
 	return netconf.Bridge{Name: n.Name, Bridge: n.Bridge, Subnets: []string{n.Subnet},
-		DataDir: filepath.Join(l.Lib, "netd", "ipam"), IPMasq: false}.JSON()
+		DataDir: filepath.Join(l.Lib, "netd", "ipam"), IPMasq: false, Chain: chain}.JSON()
 }
 
 func firstExisting(paths ...string) string {
@@ -172,7 +175,7 @@ func WriteConfig(o *Options) (Layout, error) {
 			return l, err
 		}
 	}
-	cl, err := conflist(l, net)
+	cl, err := conflist(l, net, o.CNIChain)
 	if err != nil {
 		return l, err
 	}

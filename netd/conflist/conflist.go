@@ -25,10 +25,25 @@ type Bridge struct {
 	// IPMasq masquerades pod traffic leaving the host (off for test
 	// networks whose traffic must stay on the machine).
 	IPMasq bool
+	// Chain lists the plugins chained after bridge, from "portmap",
+	// "bandwidth" and "firewall"; nil means DefaultChain. Each costs one
+	// plugin exec per pod start and stop.
+	Chain []string
 }
 
-// JSON returns the conflist: bridge with host-local, portmap (hostPort,
-// including 127.0.0.1 through its snat/route_localnet handling), bandwidth
+// DefaultChain is the chain shipped: hostPort, the bandwidth annotations and
+// the firewall plugin's isolation rules.
+var DefaultChain = []string{"portmap", "bandwidth", "firewall"}
+
+var chained = map[string]map[string]any{
+	"portmap":   {"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
+	"bandwidth": {"type": "bandwidth", "capabilities": map[string]bool{"bandwidth": true}},
+	"firewall":  {"type": "firewall"},
+}
+
+// JSON returns the conflist: bridge with host-local, then the Chain —
+// by default portmap (hostPort, including 127.0.0.1 through its
+// snat/route_localnet handling), bandwidth
 // (kubernetes.io/{ingress,egress}-bandwidth) and firewall.
 func (b Bridge) JSON() ([]byte, error) {
 	if b.Name == "" || b.Bridge == "" || b.DataDir == "" || len(b.Subnets) == 0 {
@@ -51,17 +66,22 @@ func (b Bridge) JSON() ([]byte, error) {
 			routes = append(routes, map[string]string{"dst": "::/0"})
 		}
 	}
-	list := map[string]any{
-		"cniVersion": "1.0.0",
-		"name":       b.Name,
-		"plugins": []map[string]any{
-			{"type": "bridge", "bridge": b.Bridge, "isGateway": true, "ipMasq": b.IPMasq, "hairpinMode": true,
-				"ipam": map[string]any{"type": "host-local", "ranges": ranges, "routes": routes, "dataDir": b.DataDir}},
-			{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
-			{"type": "bandwidth", "capabilities": map[string]bool{"bandwidth": true}},
-			{"type": "firewall"},
-		},
+	plugins := []map[string]any{
+		{"type": "bridge", "bridge": b.Bridge, "isGateway": true, "ipMasq": b.IPMasq, "hairpinMode": true,
+			"ipam": map[string]any{"type": "host-local", "ranges": ranges, "routes": routes, "dataDir": b.DataDir}},
 	}
+	chain := b.Chain
+	if chain == nil {
+		chain = DefaultChain
+	}
+	for _, name := range chain {
+		p, ok := chained[name]
+		if !ok {
+			return nil, fmt.Errorf("conflist: unknown chained plugin %q (want portmap, bandwidth or firewall)", name)
+		}
+		plugins = append(plugins, p)
+	}
+	list := map[string]any{"cniVersion": "1.0.0", "name": b.Name, "plugins": plugins}
 	return json.MarshalIndent(list, "", "  ")
 }
 

@@ -54,7 +54,7 @@ func cniFloor(ctx context.Context, o Options, tmp string, res *report.Result) er
 		}
 	}()
 	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"flotbench-floor-%d","plugins":[
-{"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":true,"hairpinMode":true,
+{"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":false,"hairpinMode":true,
  "ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"10.214.%d.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}]}},
 {"type":"portmap","capabilities":{"portMappings":true}}]}`, n, bridge, filepath.Join(tmp, "ipam"), n)
 	list, err := libcni.ConfListFromBytes([]byte(conf))

@@ -29,6 +29,7 @@ type Options struct {
 	Pods        int    // pod start: pods started one after another
 	Density     int    // density: pods started concurrently
 	Concurrency int
+	SharePID    bool // pods share one PID namespace (shareProcessNamespace: true)
 	ExecCalls   int
 	ListCalls   int
 	CallTimeout time.Duration
@@ -138,8 +139,23 @@ func (r *Runner) podConfig() *cri.PodSandboxConfig {
 		Hostname:     fmt.Sprintf("fb%d", n),
 		LogDirectory: filepath.Join(r.o.WorkDir, "logs", name),
 		Labels:       map[string]string{"flotbench": r.o.RunID},
-		Linux:        &cri.LinuxPodSandboxConfig{},
+		Linux: &cri.LinuxPodSandboxConfig{
+			SecurityContext: &cri.LinuxSandboxSecurityContext{NamespaceOptions: r.namespaces()},
+		},
 	}
+}
+
+// namespaces is what the kubelet sends for a pod without hostNetwork,
+// hostIPC or hostPID: the pod's own network and IPC namespaces, and a PID
+// namespace per container unless shareProcessNamespace is set. (An unset
+// NamespaceOption means PID mode POD, which the kubelet never sends by
+// default; runtimes start a pause process for it.)
+func (r *Runner) namespaces() *cri.NamespaceOption {
+	pid := cri.NamespaceMode_CONTAINER
+	if r.o.SharePID {
+		pid = cri.NamespaceMode_POD
+	}
+	return &cri.NamespaceOption{Network: cri.NamespaceMode_POD, Ipc: cri.NamespaceMode_POD, Pid: pid}
 }
 
 // startPod runs a pod, creates and starts its sleep container, timing each
@@ -171,7 +187,9 @@ func (r *Runner) startPod(ctx context.Context) *pod {
 			Image:    &cri.ImageSpec{Image: r.o.Image},
 			Command:  []string{"sleep", "3600"},
 			LogPath:  "sleep.log",
-			Linux:    &cri.LinuxContainerConfig{},
+			Linux: &cri.LinuxContainerConfig{
+				SecurityContext: &cri.LinuxContainerSecurityContext{NamespaceOptions: r.namespaces()},
+			},
 		},
 		SandboxConfig: p.cfg,
 	})

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	netconf "flotilla.dev/netd/conflist"
 	"fmt"
 	"log/slog"
 	"os"
@@ -74,6 +75,7 @@ containers keep running, as on a node whose runtime restarts.`,
 	fl.StringVar(&o.RegistriesConf, "registries-conf", "", "registries.conf for imaged (default $FLOTILLA_REGISTRIES_CONF, then /etc/containers/registries.conf)")
 	fl.StringVar(&o.SignaturePolicy, "signature-policy", "", "policy.json for imaged (default $FLOTILLA_SIGNATURE_POLICY, then /etc/containers/policy.json)")
 	fl.StringVar(&o.LogLevel, "log-level", "info", "daemons' log level")
+	fl.StringSliceVar(&o.CNIChain, "cni-chain", netconf.DefaultChain, "plugins chained after bridge in the fleet's CNI conflist (portmap, bandwidth, firewall)")
 	fl.BoolVar(&noRestart, "no-restart", false, "do not restart daemons that die")
 	fl.DurationVar(&readyTimeout, "ready-timeout", 60*time.Second, "how long to wait for Status to be ready")
 	return cmd
