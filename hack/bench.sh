@@ -123,7 +123,10 @@ if want flotilla; then
 			--out "$OUT/flotilla.json" ${BENCH_FLAGS:-} | tee "$OUT/flotilla.txt"
 		if [ "$LEVEL" = debug ]; then
 			log "where the time goes (daemons' phase logs)"
-			"$T/bin/flotbench" phases "$T"/flotilla/log/*.log | tee "$OUT/phases.txt"
+			{ "$T/bin/flotbench" phases --result "$OUT/flotilla.json" --window podstart "$T"/flotilla/log/*.log
+			  echo
+			  "$T/bin/flotbench" phases --result "$OUT/flotilla.json" --window density "$T"/flotilla/log/*.log
+			} | tee "$OUT/phases.txt"
 		fi
 
 	else

@@ -167,12 +167,30 @@ func runCompare(args []string) error {
 	return nil
 }
 
-// runPhases prints the per-step timings the daemons logged at debug level.
-func runPhases(files []string) error {
+// runPhases prints the per-step timings the daemons logged at debug level,
+// optionally only those of one scenario's window in a flotbench result.
+func runPhases(args []string) error {
+	fs := flag.NewFlagSet("phases", flag.ExitOnError)
+	result := fs.String("result", "", "flotbench cri result (JSON) whose scenario window selects the log lines")
+	window := fs.String("window", "podstart", "scenario of --result: podstart (sequential) or density")
+	fs.Parse(args)
+	files := fs.Args()
 	if len(files) == 0 {
 		return fmt.Errorf("phases: give the daemons' log files")
 	}
 	c := phases.NewCollector()
+	if *result != "" {
+		res, err := report.Read(*result)
+		if err != nil {
+			return err
+		}
+		w, ok := res.Windows[*window]
+		if !ok {
+			return fmt.Errorf("phases: %s has no %q window", *result, *window)
+		}
+		c.From, c.To = w[0], w[1]
+		fmt.Printf("%s (%s, %s)\n", *window, w[0].Format(time.RFC3339), w[1].Sub(w[0]).Round(time.Millisecond))
+	}
 	for _, f := range files {
 		fh, err := os.Open(f)
 		if err != nil {

@@ -21,8 +21,11 @@ type Step struct {
 	stats.Summary
 }
 
-// Collector gathers the phase lines of one or more logs.
+// Collector gathers the phase lines of one or more logs; with From/To set,
+// only lines whose time= lies in [From, To].
 type Collector struct {
+	From, To time.Time
+
 	recs  map[[2]string]*stats.Recorder
 	order map[string][]string // op → phases in first-seen order
 }
@@ -42,6 +45,7 @@ func (c *Collector) Read(r io.Reader) error {
 			continue
 		}
 		var op string
+		var at time.Time
 		type kv struct {
 			k string
 			v float64
@@ -56,6 +60,10 @@ func (c *Collector) Read(r io.Reader) error {
 				op = v
 				continue
 			}
+			if k == "time" {
+				at, _ = time.Parse(time.RFC3339Nano, v)
+				continue
+			}
 			name, isMS := strings.CutSuffix(k, "_ms")
 			if !isMS {
 				continue
@@ -66,7 +74,7 @@ func (c *Collector) Read(r io.Reader) error {
 			}
 			steps = append(steps, kv{name, ms})
 		}
-		if op == "" {
+		if op == "" || (!c.From.IsZero() && at.Before(c.From)) || (!c.To.IsZero() && at.After(c.To)) {
 			continue
 		}
 		for _, s := range steps {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCollectorSummarisesPhaseLines(t *testing.T) {
@@ -34,5 +35,20 @@ time=2026-11-28T16:00:01Z level=DEBUG msg=phases op=setup_pod total_ms=18 cni_ad
 	Print(&b, steps)
 	if !strings.Contains(b.String(), "  network") {
 		t.Fatalf("table:\n%s", b.String())
+	}
+}
+
+func TestCollectorWindow(t *testing.T) {
+	log := `time=2026-11-28T16:00:00.100Z level=DEBUG msg=phases op=run_pod total_ms=30
+time=2026-11-28T16:00:05.000Z level=DEBUG msg=phases op=run_pod total_ms=90
+`
+	c := NewCollector()
+	c.From, _ = time.Parse(time.RFC3339, "2026-11-28T16:00:00Z")
+	c.To, _ = time.Parse(time.RFC3339, "2026-11-28T16:00:01Z")
+	if err := c.Read(strings.NewReader(log)); err != nil {
+		t.Fatal(err)
+	}
+	if s := c.Steps(); len(s) != 1 || s[0].N != 1 || s[0].Mean != 30 {
+		t.Fatalf("steps in window = %+v", s)
 	}
 }

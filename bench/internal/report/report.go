@@ -34,6 +34,9 @@ type Result struct {
 	Unsupported map[string]string `json:"unsupported,omitempty"`
 	// Problems met outside timed calls (setup, cleanup).
 	Problems []string `json:"problems,omitempty"`
+	// Windows: when each scenario ran (start, end), e.g. "podstart" for
+	// the sequential starts, to match the daemons' logs (flotbench phases).
+	Windows map[string][2]time.Time `json:"windows,omitempty"`
 }
 
 // Machine the run happened on.

@@ -94,6 +94,16 @@ func (r *Runner) Close() {
 	r.conn.Close()
 }
 
+// window records when scenario ran: from t0 to now.
+func (r *Runner) window(scenario string, t0 time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.res.Windows == nil {
+		r.res.Windows = map[string][2]time.Time{}
+	}
+	r.res.Windows[scenario] = [2]time.Time{t0, time.Now()}
+}
+
 func (r *Runner) track(id string) { r.mu.Lock(); r.pods[id] = true; r.mu.Unlock() }
 
 func (r *Runner) untrack(id string) { r.mu.Lock(); delete(r.pods, id); r.mu.Unlock() }

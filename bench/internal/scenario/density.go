@@ -29,6 +29,7 @@ func (r *Runner) Density(ctx context.Context) {
 		mu.Unlock()
 	})
 	wall := time.Since(t0)
+	r.window("density", t0)
 	var running []*pod
 	for _, p := range pods {
 		if p != nil && p.err == nil {

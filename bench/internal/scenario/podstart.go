@@ -22,11 +22,13 @@ func (r *Runner) PodStart(ctx context.Context) {
 	recs := map[string]*stats.Recorder{}
 	ev := r.watchEvents(ctx)
 	var pods []*pod
+	t0 := time.Now()
 	for i := 0; i < r.o.Pods && ctx.Err() == nil; i++ {
 		p := r.startPod(ctx)
 		record(recs, "podstart", p)
 		pods = append(pods, p)
 	}
+	r.window("podstart", t0)
 	ev.finish(r, pods)
 	var mu sync.Mutex
 	for _, p := range pods {
