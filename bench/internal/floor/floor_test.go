@@ -35,8 +35,10 @@ func busyboxRootfs(t *testing.T) string {
 		}
 	}
 	copyFile(bb, filepath.Join(root, "bin", "busybox"))
-	if err := os.Link(filepath.Join(root, "bin", "busybox"), filepath.Join(root, "bin", "sleep")); err != nil {
-		t.Fatal(err)
+	for _, applet := range []string{"sleep", "echo"} {
+		if err := os.Link(filepath.Join(root, "bin", "busybox"), filepath.Join(root, "bin", applet)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	out, err := exec.Command("ldd", bb).Output()
 	if err == nil {
@@ -72,7 +74,7 @@ func TestFloorMeasuresAndCleansUp(t *testing.T) {
 	if len(res.Problems) > 0 {
 		t.Fatalf("problems: %q", res.Problems)
 	}
-	for _, k := range []string{"floor.runc_create", "floor.runc_start", "floor.runc_total", "floor.runc_teardown",
+	for _, k := range []string{"floor.runc_create", "floor.runc_start", "floor.runc_total", "floor.runc_teardown", "floor.runc_exec",
 		"floor.netns", "floor.cni_add", "floor.netns_cni_add", "floor.cni_del_netns"} {
 		s, ok := res.Ops[k]
 		if !ok || s.N != 2 || s.Errors != 0 || s.P50 <= 0 {

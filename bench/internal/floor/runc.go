@@ -79,6 +79,20 @@ func runcFloor(ctx context.Context, o Options, tmp string, res *report.Result) e
 		start.Observe(d1, err)
 		total.Observe(d0+d1, err)
 	}
+	// runc exec of `echo hi` in a running container: what an ExecSync
+	// through runc costs at least.
+	var execRec stats.Recorder
+	if len(created) > 0 && start.Summary().N > 0 {
+		for i := 0; i < o.N && ctx.Err() == nil; i++ {
+			t := time.Now()
+			err := runc("exec", created[len(created)-1], "echo", "hi")
+			d := time.Since(t)
+			if b, _ := os.ReadFile(out.Name()); err == nil && string(b) != "hi\n" {
+				err = fmt.Errorf("runc exec printed %q, want \"hi\\n\"", b)
+			}
+			execRec.Observe(d, err)
+		}
+	}
 	for _, id := range created {
 		t := time.Now()
 		err := runc("delete", "--force", id)
@@ -89,6 +103,7 @@ func runcFloor(ctx context.Context, o Options, tmp string, res *report.Result) e
 	res.Ops["floor.runc_start"] = start.Summary()
 	res.Ops["floor.runc_total"] = total.Summary()
 	res.Ops["floor.runc_teardown"] = teardown.Summary()
+	res.Ops["floor.runc_exec"] = execRec.Summary()
 	return nil
 }
 

@@ -53,6 +53,7 @@ var Metrics = []Metric{
 	{"daemons PSS idle", "MiB", pss("daemons.idle")},
 	{"daemons PSS with pods", "MiB", pss("daemons.loaded")},
 	{"ExecSync echo p50", "ms", opP50("exec_sync")},
+	{"  floor runc exec echo p50", "ms", opP50("floor.runc_exec")},
 	{"ListContainers p50", "ms", opP50("list.containers")},
 	{"ListPodSandbox p50", "ms", opP50("list.pod_sandbox")},
 	{"ListContainerStats p50", "ms", opP50("list.container_stats")},
