@@ -180,7 +180,7 @@ struct ctl {
 	bool dead, waiting, starting, answered;
 	size_t inlen, outlen, outoff;
 	char *out;
-	char in[4097];
+	char in[4098]; // a request of 4096 bytes, its newline, a NUL
 };
 static struct ctl *ctls;
 
@@ -463,13 +463,6 @@ static void att_finish(struct att *a)
 
 // ---- container stdin ----
 
-static void stdin_close_now(void)
-{
-	q_free(&in_q);
-	close_watch(&w_in);
-	in_out_on = false;
-}
-
 static void stdin_resume(void)
 {
 	if (!stdin_full || in_q.bytes >= QUEUE_CAP)
@@ -480,6 +473,14 @@ static void stdin_resume(void)
 			a->paused = false;
 			att_events(a);
 		}
+}
+
+static void stdin_close_now(void)
+{
+	q_free(&in_q);
+	close_watch(&w_in);
+	in_out_on = false;
+	stdin_resume(); // clients paused on a full queue read (and drop) again
 }
 
 static void stdin_flush(void)

@@ -1,0 +1,306 @@
+#!/usr/bin/env python3
+"""Manual end-to-end checks of the C shim against runc (root). Usage: tests.py [name...]"""
+import os, shutil, signal, socket, struct, subprocess, sys, time
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from shimtest import *
+
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def new(cid, args, *flags, terminal=False, mem=None, long=False, log=True):
+    shutil.rmtree(f"{BASE}/state/{cid}", ignore_errors=True)
+    if os.path.exists(f"{BASE}/logs/{cid}.log"):
+        os.unlink(f"{BASE}/logs/{cid}.log")
+    subprocess.run([RUNC, "--root", RUNTIME_ROOT, "delete", "-f", cid], capture_output=True)
+    sd = state_dir(cid, long)
+    b = bundle(cid, args, terminal, mem)
+    rc, line, logp = spawn(cid, sd, b, *flags, log=log)
+    return sd, rc, line, logp
+
+
+def finish(sd, cid):
+    r = ctl(sd, "shutdown")
+    subprocess.run([RUNC, "--root", RUNTIME_ROOT, "delete", "-f", cid], capture_output=True)
+    return r
+
+
+def t_basic():
+    cid = "basic"
+    sd, rc, line, logp = new(cid, ["sh", "-c", "echo hello; echo err >&2; printf nonl; exit 3"])
+    check(rc == 0 and line == "ok\n", f"spawn ok: {rc} {line!r}")
+    check(sorted(os.listdir(sd)) == ["attach.sock", "container.pid", "shim.log", "shim.pid", "shim.sock"],
+          f"state dir {sorted(os.listdir(sd))}")
+    st = ctl(sd, "state").split()
+    check(st[:2] == ["ok", "created"] and st[3:] == ["0", "0", "0", "0", "-"], f"state created {st}")
+    check(ctl(sd, "bogus x") == 'err invalid_argument unknown request "bogus x"\n', "unknown request")
+    check(ctl(sd, "shutdown") == f"err failed_precondition container {cid} is created\n", "shutdown refused")
+    check(ctl(sd, "resize 10 20") == "err failed_precondition container has no terminal\n", "resize no tty")
+    check(ctl(sd, "start") == f"ok {st[2]}\n", "start")
+    check(ctl(sd, "start").startswith("err failed_precondition container basic is "), "second start refused")
+    w = ctl(sd, "wait").split()
+    check(w[0] == "ok" and w[1] == "3" and w[3] == "0", f"wait {w}")
+    st = ctl(sd, "state").split()
+    check(st[1] == "stopped" and st[4] == "3" and st[5] == w[2] and int(st[3]) > 0, f"state stopped {st}")
+    ex = open(sd + "/exit").read()
+    check(ex == f"3 {w[2]} 0\n", f"exit file {ex!r}")
+    ents = log_entries(logp)
+    check(sorted(ents) == sorted([("stdout", "F", b"hello"), ("stderr", "F", b"err"), ("stdout", "F", b"nonl")]),
+          f"log {ents}")
+    ts = open(logp).read().split(" ")[0]
+    check(len(ts) == 30 and ts.endswith("Z"), f"timestamp {ts}")
+    check(finish(sd, cid) == "ok\n", "shutdown")
+    time.sleep(0.1)
+    check(sorted(os.listdir(sd)) == ["exit", "shim.log", "shim.pid"], f"after shutdown {sorted(os.listdir(sd))}")
+
+
+def t_badbundle():
+    cid = "badbundle"
+    shutil.rmtree(f"{BASE}/state/{cid}", ignore_errors=True)
+    sd = state_dir(cid)
+    os.makedirs(f"{BASE}/bundles/empty", exist_ok=True)
+    rc, line, _ = spawn(cid, sd, f"{BASE}/bundles/empty")
+    check(rc == 0 and line.startswith("error runc create: ") and "config.json" in line, f"bad bundle: {line!r}")
+    time.sleep(0.2)
+    check(sorted(os.listdir(sd)) == ["shim.log", "shim.pid"], f"files {os.listdir(sd)}")
+    rc, line, _ = spawn(cid, sd, "relative")
+    check(rc == 2 and line.startswith("error --bundle"), f"bad arg: {rc} {line!r}")
+    rc, line, _ = spawn(cid, sd, f"{BASE}/bundles/empty", "--stdin-once")
+    check(rc == 2 and "stdin" in line, f"stdin-once without stdin: {rc} {line!r}")
+
+
+def t_longline():
+    cid = "longline"
+    sd, rc, line, logp = new(cid, ["sh", "-c", "head -c 40960 /dev/zero | tr '\\0' a; echo; printf tail"],
+                             "--log-line-size", "16384")
+    ctl(sd, "start")
+    ctl(sd, "wait")
+    ents = log_entries(logp)
+    check([(s, t, len(x)) for s, t, x in ents] == [("stdout", "P", 16384), ("stdout", "P", 16384),
+                                                  ("stdout", "F", 8192), ("stdout", "F", 4)], f"split {[(s, t, len(x)) for s, t, x in ents]}")
+    finish(sd, cid)
+
+
+def t_kill():
+    cid = "kill"
+    sd, rc, line, logp = new(cid, ["sleep", "100"])
+    ctl(sd, "start")
+    check(ctl(sd, "state").split()[1] == "running", "running")
+    check(ctl(sd, "shutdown") == f"err failed_precondition container {cid} is running\n", "shutdown refused running")
+    s = connect(sd, "shim.sock")
+    s.sendall(b"wait\n")
+    subprocess.run([RUNC, "--root", RUNTIME_ROOT, "kill", cid, "KILL"], check=True)
+    s.settimeout(10)
+    w = s.recv(100).decode().split()
+    check(w[:2] == ["ok", "137"], f"wait after SIGKILL {w}")
+    check(open(sd + "/exit").read().split()[0] == "137", "exit file 137")
+    finish(sd, cid)
+
+
+def t_terminal(long=False):
+    cid = "term" + ("long" if long else "")
+    sd, rc, line, logp = new(cid, ["sh", "-c", "stty size; echo hi; read x; stty size; echo got $x"],
+                             "--terminal", "--stdin", terminal=True, long=long)
+    check(line == "ok\n", f"terminal spawn {line!r} (long={long}, {len(sd)})")
+    check("console.sock" not in os.listdir(sd), "console.sock removed")
+    check(ctl(sd, "resize 100 30") == "ok\n", "resize")
+    a = connect(sd, "attach.sock")
+    ctl(sd, "start")
+    time.sleep(0.3)
+    a.sendall(frame(4, struct.pack(">II", 120, 40)))
+    a.sendall(frame(0, b"abc\n"))
+    out, err, code = read_frames(a)
+    check(code == 0 and b"30 100" in out and b"40 120" in out and b"got abc" in out, f"tty output {out!r} {code}")
+    ents = log_entries(logp)
+    check(("stdout", "F", b"hi\r") in ents, f"tty log {ents}")
+    check(finish(sd, cid) == "ok\n", "shutdown")
+
+
+def t_terminal_long():
+    t_terminal(long=True)
+
+
+def t_stdin():
+    cid = "stdin"
+    sd, rc, line, logp = new(cid, ["cat"], "--stdin")
+    ctl(sd, "start")
+    a = connect(sd, "attach.sock")
+    a.sendall(frame(0, b"one\n"))
+    a.sendall(frame(3))  # no effect without --stdin-once
+    time.sleep(0.3)
+    a.close()
+    time.sleep(0.2)
+    check(ctl(sd, "state").split()[1] == "running", "stdin stays open without stdin-once")
+    a = connect(sd, "attach.sock")
+    big = b"x" * 300000 + b"\n"
+    a.sendall(frame(0, big))
+    out, err, code = read_frames(a, timeout=1)
+    check(len(out) == len(big), f"echo of big stdin {len(out)}")
+    subprocess.run([RUNC, "--root", RUNTIME_ROOT, "kill", cid, "KILL"])
+    out, err, code = read_frames(a)
+    check(code == 137, f"exit frame {code}")
+    ents = log_entries(logp)
+    check(ents[0] == ("stdout", "F", b"one") and len(ents) == 20, f"log {[(s, t, len(x)) for s, t, x in ents]}")
+    a = connect(sd, "attach.sock")
+    out, err, code = read_frames(a)
+    check(code == 137, f"attach after exit {code}")
+    finish(sd, cid)
+
+
+def t_stdin_once():
+    cid = "stdinonce"
+    sd, rc, line, logp = new(cid, ["cat"], "--stdin", "--stdin-once")
+    ctl(sd, "start")
+    a = connect(sd, "attach.sock")
+    b = connect(sd, "attach.sock")
+    a.sendall(frame(0, b"hello\n"))
+    time.sleep(0.2)
+    a.close()
+    out, err, code = read_frames(b)
+    check(out == b"hello\n" and code == 0, f"stdin-once: {out!r} {code}")
+    finish(sd, cid)
+    cid = "stdinonce2"
+    sd, rc, line, logp = new(cid, ["cat"], "--stdin", "--stdin-once")
+    ctl(sd, "start")
+    a = connect(sd, "attach.sock")
+    a.sendall(frame(0, b"hi\n") + frame(3))
+    out, err, code = read_frames(a)
+    check(out == b"hi\n" and code == 0, f"close-stdin: {out!r} {code}")
+    finish(sd, cid)
+
+
+def t_reopen():
+    cid = "reopen"
+    sd, rc, line, logp = new(cid, ["sh", "-c", "echo one; sleep 1; echo two"])
+    ctl(sd, "start")
+    time.sleep(0.5)
+    os.rename(logp, logp + ".1")
+    check(ctl(sd, "reopen") == "ok\n", "reopen")
+    ctl(sd, "wait")
+    check(log_entries(logp + ".1") == [("stdout", "F", b"one")] and log_entries(logp) == [("stdout", "F", b"two")],
+          "rotated logs")
+    finish(sd, cid)
+    os.unlink(logp + ".1")
+
+
+def t_oom():
+    cid = "oom"
+    sd, rc, line, logp = new(cid, ["sh", "-c", "tail /dev/zero; echo survived"], mem=8 << 20)
+    ctl(sd, "start")
+    w = ctl(sd, "wait").split()
+    check(w[0] == "ok" and w[3] == "1", f"oom wait {w}")
+    check(open(sd + "/exit").read().split()[2] == "1", "oom in exit file")
+    finish(sd, cid)
+
+
+def t_outlive():
+    cid = "outlive"
+    # spawn from a process that dies right after
+    code = f"""
+import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
+from shimtest import *
+import os, signal
+sd = state_dir({cid!r})
+b = bundle({cid!r}, ["sleep", "100"])
+print(spawn({cid!r}, sd, b), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    shutil.rmtree(f"{BASE}/state/{cid}", ignore_errors=True)
+    subprocess.run([sys.executable, "-c", code])
+    sd = f"{BASE}/state/{cid}"
+    time.sleep(0.2)
+    check(ctl(sd, "start").startswith("ok"), "start after the spawner died")
+    check(os.getppid() != 0 and open(f"/proc/{shim_pid(sd)}/stat").read().split()[3] == "1", "shim reparented")
+    subprocess.run([RUNC, "--root", RUNTIME_ROOT, "kill", cid, "KILL"])
+    check(ctl(sd, "wait").split()[1] == "137", "wait")
+    finish(sd, cid)
+
+
+def t_fds():
+    cid = "fds"
+    sd, rc, line, logp = new(cid, ["sh", "-c", "ls -l /proc/self/fd/ | grep -v ' ls' ; ls /proc/self/fd"])
+    ctl(sd, "start")
+    ctl(sd, "wait")
+    ents = log_entries(logp)
+    check(ents[-1][2] == b"0  1  2  3" or ents[-1][2] == b"0\n1\n2\n3" or b"4" not in ents[-1][2],
+          f"container fds {ents}")
+    finish(sd, cid)
+
+
+def t_timeout():
+    cid = "timeout"
+    fake = f"{BASE}/slowrunc"
+    open(fake, "w").write(f"#!/bin/sh\nfor a; do [ \"$a\" = start ] && sleep 3; [ \"$a\" = create ] && [ -e {BASE}/slowcreate ] && sleep 30; done\nexec {RUNC} \"$@\"\n")
+    os.chmod(fake, 0o755)
+    real = RUNC
+    import shimtest
+    shimtest.RUNC = fake
+    try:
+        sd, rc, line, logp = new(cid, ["sleep", "100"])
+        s = connect(sd, "shim.sock")
+        s.sendall(b"start\n")
+        time.sleep(0.3)
+        t = time.time()
+        st = ctl(sd, "state").split()
+        check(st[1] == "created" and time.time() - t < 0.5, f"state while start runs {st}")
+        check(ctl(sd, "start") == f"err failed_precondition container {cid} is starting, not created\n",
+              "concurrent start")
+        s.settimeout(10)
+        check(s.recv(100).decode().startswith("ok "), "slow start ok")
+        subprocess.run([real, "--root", RUNTIME_ROOT, "kill", cid, "KILL"])
+        ctl(sd, "wait")
+        finish(sd, cid)
+        open(f"{BASE}/slowcreate", "w").close()
+        t = time.time()
+        sd, rc, line, logp = new(cid + "2", ["sleep", "100"], "--timeout-ms", "500")
+        check(line.startswith("error slowrunc create: timed out") and time.time() - t < 5, f"create timeout {line!r}")
+    finally:
+        shimtest.RUNC = real
+        os.unlink(f"{BASE}/slowcreate")
+
+
+def t_pss():
+    pids = []
+    for i in range(10):
+        cid = f"pss{i}"
+        sd, rc, line, logp = new(cid, ["sleep", "1000"])
+        ctl(sd, "start")
+        pids.append((cid, sd, shim_pid(sd)))
+    time.sleep(0.5)
+    tot = []
+    for cid, sd, pid in pids:
+        roll = open(f"/proc/{pid}/smaps_rollup").read()
+        kv = {l.split()[0].rstrip(":"): int(l.split()[1]) for l in roll.splitlines()[1:]}
+        tot.append((kv["Pss"], kv["Rss"], kv.get("Private_Dirty", 0)))
+    print("PSS/RSS/Private_Dirty KiB per shim:", tot)
+    avg = sum(p for p, _, _ in tot) / len(tot)
+    check(avg <= 300, f"average PSS {avg:.0f} KiB")
+    for cid, sd, pid in pids:
+        subprocess.run([RUNC, "--root", RUNTIME_ROOT, "kill", cid, "KILL"])
+        ctl(sd, "wait")
+        finish(sd, cid)
+
+
+ALL = [t_basic, t_badbundle, t_longline, t_kill, t_terminal, t_terminal_long, t_stdin, t_stdin_once, t_reopen,
+       t_oom, t_outlive, t_fds, t_timeout, t_pss]
+
+if __name__ == "__main__":
+    sel = [t for t in ALL if len(sys.argv) < 2 or t.__name__[2:] in sys.argv[1:]]
+    try:
+        for t in sel:
+            print("==", t.__name__, flush=True)
+            try:
+                t()
+            except Exception as e:
+                import traceback
+                traceback.print_exc()
+                failures.append(f"{t.__name__}: {e!r}")
+    finally:
+        cleanup()
+    print("FAILURES:", failures if failures else "none")
+    sys.exit(1 if failures else 0)
