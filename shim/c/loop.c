@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -65,8 +66,11 @@ static int q_push(struct queue *q, const char *a, size_t an, const char *b, size
 	return 0;
 }
 
+static size_t freed; // queue bytes freed since the last malloc_trim
+
 static void q_free(struct queue *q)
 {
+	freed += q->bytes;
 	while (q->head) {
 		struct chunk *c = q->head;
 		q->head = c->next;
@@ -91,6 +95,7 @@ static int q_flush(int fd, struct queue *q)
 		}
 		c->off += (size_t)n;
 		q->bytes -= (size_t)n;
+		freed += (size_t)n;
 		if (c->off == c->len) {
 			q->head = c->next;
 			if (!q->head)
@@ -243,7 +248,11 @@ const char *open_log(void)
 	static char err[256];
 	if (!cfg.log_path)
 		return NULL;
+	mode_t old = umask(027); // the log is 0640 (our own files are 0600)
 	int fd = open(cfg.log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	int e = errno;
+	umask(old);
+	errno = e;
 	if (fd < 0) {
 		snprintf(err, sizeof err, "open log %s: %s", cfg.log_path, strerror(errno));
 		return err;
@@ -660,6 +669,8 @@ static void stream_read(struct stream *s)
 {
 	for (int iter = 0; iter < 8 && s->open; iter++) {
 		size_t cap = cfg.line_size - s->len;
+		if (cap > MAX_PAYLOAD) // one read is one attach frame
+			cap = MAX_PAYLOAD;
 		ssize_t n = read(s->w.fd, s->buf + s->len, cap);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -742,6 +753,8 @@ static void oom_setup(void)
 			snprintf(oom_file, l, "/sys/fs/cgroup/memory%s/memory.oom_control", v1);
 		else
 			snprintf(oom_file, l, "/sys/fs/cgroup%s/memory.events", v2);
+		if (!v1 && access(oom_file, F_OK) < 0) // hybrid hierarchy
+			snprintf(oom_file, l, "/sys/fs/cgroup/unified%s/memory.events", v2);
 	}
 	free(v1);
 	free(v2);
@@ -1257,5 +1270,9 @@ int run_loop(void)
 		for (int i = 0; i < k; i++)
 			handle_event(evs[i].data.ptr, evs[i].events);
 		sweep();
+		if (freed > (1u << 20)) { // give a burst's queue memory back
+			malloc_trim(0);
+			freed = 0;
+		}
 	}
 }

@@ -103,28 +103,31 @@ def frame(t, payload=b""):
 def read_frames(s, until_exit=True, timeout=10):
     """Reads frames until the exit frame (or EOF); returns (out, err, exit code or None)."""
     s.settimeout(timeout)
-    buf = b""
-    out, err, code = b"", b"", None
+    chunks = []
     while True:
         try:
-            b = s.recv(65536)
+            b = s.recv(1 << 20)
         except socket.timeout:
             break
         if not b:
             break
-        buf += b
-        while len(buf) >= 5:
-            t, n = struct.unpack(">BI", buf[:5])
-            if len(buf) < 5 + n:
-                break
-            p, buf = buf[5:5 + n], buf[5 + n:]
-            if t == 1:
-                out += p
-            elif t == 2:
-                err += p
-            elif t == 5:
-                code = struct.unpack(">I", p)[0]
-    return out, err, code
+        chunks.append(b)
+    buf = b"".join(chunks)
+    out, err, code = [], [], None
+    i = 0
+    while len(buf) - i >= 5:
+        t, n = struct.unpack(">BI", buf[i:i + 5])
+        if len(buf) - i < 5 + n:
+            break
+        p = buf[i + 5:i + 5 + n]
+        i += 5 + n
+        if t == 1:
+            out.append(p)
+        elif t == 2:
+            err.append(p)
+        elif t == 5:
+            code = struct.unpack(">I", p)[0]
+    return b"".join(out), b"".join(err), code
 
 
 def log_entries(path):
@@ -152,7 +155,7 @@ def cleanup():
             cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
         except OSError:
             continue
-        if cmd and cmd[0].endswith(b"flotilla-shim") and any(a.startswith(BASE.encode() + b"/state") for a in cmd):
+        if cmd and b"flotilla-shim" in os.path.basename(cmd[0]) and any(a.startswith(BASE.encode() + b"/state") for a in cmd):
             try:
                 os.kill(int(pid), 9)
             except OSError:

@@ -235,7 +235,7 @@ def t_fds():
 def t_timeout():
     cid = "timeout"
     fake = f"{BASE}/slowrunc"
-    open(fake, "w").write(f"#!/bin/sh\nfor a; do [ \"$a\" = start ] && sleep 3; [ \"$a\" = create ] && [ -e {BASE}/slowcreate ] && sleep 30; done\nexec {RUNC} \"$@\"\n")
+    open(fake, "w").write(f"#!/bin/sh\nfor a; do [ \"$a\" = start ] && sleep 3; [ \"$a\" = create ] && [ -e {BASE}/slowcreate ] && exec sleep 30; done\nexec {RUNC} \"$@\"\n")
     os.chmod(fake, 0o755)
     real = RUNC
     import shimtest
@@ -286,8 +286,114 @@ def t_pss():
         finish(sd, cid)
 
 
+def nfds(sd):
+    return len(os.listdir(f"/proc/{shim_pid(sd)}/fd"))
+
+
+def stdin_queued(sd):
+    for l in open(f"/proc/{shim_pid(sd)}/smaps_rollup"):
+        if l.startswith("Rss:"):
+            return int(l.split()[1]) * 1024
+
+
+def t_abuse():
+    cid = "abuse"
+    sd, rc, line, logp = new(cid, ["sh", "-c", "read x; echo got $x; read y; echo got $y; sleep 1000"], "--stdin")
+    base = nfds(sd)
+    # control clients that leave at every point
+    for data in [b"", b"sta", b"wait\n", b"start"]:
+        s = connect(sd, "shim.sock")
+        if data:
+            s.sendall(data)
+        s.close()
+    s = connect(sd, "shim.sock")
+    s.sendall(b"x" * 5000)
+    check(s.recv(200).startswith(b"err invalid_argument request longer"), "long request")
+    s.close()
+    conns = [connect(sd, "shim.sock") for _ in range(50)]
+    for c in conns:
+        c.sendall(b"state\n")
+    check(all(c.recv(200).startswith(b"ok created") for c in conns), "50 parallel state requests")
+    for c in conns:
+        c.close()
+    # an attach client that sends a frame byte by byte, one with a bad frame, one that never reads
+    ctl(sd, "start")
+    a = connect(sd, "attach.sock")
+    for b in frame(0, b"split\n"):
+        a.sendall(bytes([b]))
+        time.sleep(0.001)
+    bad = connect(sd, "attach.sock")
+    bad.sendall(struct.pack(">BI", 0, 2 << 20))
+    bad.settimeout(5)
+    check(bad.recv(10) == b"", "oversized frame: disconnected")
+    slow = connect(sd, "attach.sock")
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    a.sendall(frame(3))  # ignored without --stdin-once
+    time.sleep(0.2)
+    a.close()  # not stdin-once: cat keeps running
+    check(ctl(sd, "state").split()[1] == "running", "still running")
+    b = connect(sd, "attach.sock")
+    b.sendall(frame(0, b"more\n"))
+    # stdin to a container that does not read: pipe + queue fill, the loop keeps serving
+    hog = connect(sd, "attach.sock")
+    hog.setblocking(False)
+    sent = 0
+    end = time.time() + 3
+    pending = b""
+    while time.time() < end:
+        if not pending:
+            pending = frame(0, b"y" * 65536)
+        try:
+            n = hog.send(pending)
+            sent += n
+            pending = pending[n:]
+        except BlockingIOError:
+            time.sleep(0.01)
+    t = time.time()
+    check(ctl(sd, "state").split()[1] == "running" and time.time() - t < 0.5, f"serving with {sent} stdin bytes sent")
+    hog.close()
+    time.sleep(0.2)
+    check(stdin_queued(sd) > 4000000, f"stdin queue at its cap ({stdin_queued(sd)} bytes in the heap)")
+    # (the abuse container only exits when its stdin closes: kill it)
+    subprocess.run([RUNC, "--root", RUNTIME_ROOT, "kill", cid, "KILL"])
+    w = ctl(sd, "wait")
+    check(w.startswith("ok 137"), f"wait {w}")
+    out, err, code = read_frames(slow, timeout=1)
+    check(code == 137, f"slow client: exit frame {code}")
+    ents = log_entries(logp)
+    check(ents == [("stdout", "F", b"got split"), ("stdout", "F", b"got more")], f"log {ents[:3]}")
+    check(nfds(sd) == base - 3, f"shim fds {nfds(sd)} (before start {base})")
+    finish(sd, cid)
+
+
+def t_flood():
+    cid = "flood"
+    sd, rc, line, logp = new(cid, ["sh", "-c", "head -c 20000000 /dev/zero | tr '\\0' 'a' | fold -w 1000; echo done"])
+    slow = connect(sd, "attach.sock")
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    fast = connect(sd, "attach.sock")
+    ctl(sd, "start")
+    out, err, code = read_frames(fast, timeout=60)
+    check(len(out) == 20020004 and code == 0, f"fast client got {len(out)} bytes, exit {code}")
+    check(ctl(sd, "wait").startswith("ok 0 "), "wait")
+    ents = log_entries(logp)
+    check(len(ents) == 20000 and ents[-1][2].endswith(b"aaadone"), f"log has {len(ents)} entries")
+    slow.settimeout(2)
+    got = 0
+    try:
+        while True:
+            b = slow.recv(1 << 20)
+            if not b:
+                break
+            got += len(b)
+    except socket.timeout:
+        pass
+    check(got < 20000000, f"slow client cut off after {got} bytes")
+    finish(sd, cid)
+
+
 ALL = [t_basic, t_badbundle, t_longline, t_kill, t_terminal, t_terminal_long, t_stdin, t_stdin_once, t_reopen,
-       t_oom, t_outlive, t_fds, t_timeout, t_pss]
+       t_oom, t_outlive, t_fds, t_timeout, t_abuse, t_flood, t_pss]
 
 if __name__ == "__main__":
     sel = [t for t in ALL if len(sys.argv) < 2 or t.__name__[2:] in sys.argv[1:]]
