@@ -392,8 +392,66 @@ def t_flood():
     finish(sd, cid)
 
 
+def fake_runtime(name, body):
+    """A runtime wrapper: body is sh run with $log and $cmd set; falls through to runc."""
+    path = f"{BASE}/{name}"
+    open(path, "w").write(f"""#!/bin/sh
+log=; cmd=; prev=
+for a; do
+  [ "$prev" = --log ] && log=$a
+  case "$a" in create|start|delete) [ -z "$cmd" ] && cmd=$a;; esac
+  prev=$a
+done
+{body}
+exec {RUNC} "$@"
+""")
+    os.chmod(path, 0o755)
+    return path
+
+
+def t_startfail():
+    import shimtest
+    real = shimtest.RUNC
+    shimtest.RUNC = fake_runtime("failstart", r"""if [ "$cmd" = start ]; then
+  printf '%s\n' '{"level":"info","msg":"starting","time":"x"}' '{"level":"error","msg":"bad \"thing\"\nline2 \u00e9 \\\\","n":5,"o":{"a":[1,"]"]}}' '{"level":"warning","msg":"later"}' >> "$log"
+  echo noise >&2; exit 1
+fi""")
+    try:
+        cid = "startfail"
+        sd, rc, line, logp = new(cid, ["sleep", "100"])
+        r = ctl(sd, "start")
+        check(r == 'err unknown failstart start: bad "thing" line2 \u00e9 \\\\\n', f"start error {r!r}")
+        st = ctl(sd, "state")
+        check(st.split(" ", 7)[7] == 'bad "thing" line2 \u00e9 \\\\\n'.replace("bad", "failstart start: bad"), f"state message {st!r}")
+        check(st.split()[1] == "created", "still created")
+        check(not [f for f in os.listdir(sd) if f.startswith("runtime-")], f"runtime logs removed {os.listdir(sd)}")
+        # killed before start: stopped, start refused
+        subprocess.run([real, "--root", RUNTIME_ROOT, "kill", cid, "KILL"])
+        w = ctl(sd, "wait")
+        check(w.startswith("ok 137 "), f"wait {w}")
+        r = ctl(sd, "start")
+        check(r == f"err failed_precondition container {cid} is stopped, not created\n", f"start after exit {r!r}")
+        check(ctl(sd, "resize 1 2") == "err failed_precondition container has no terminal\n", "resize no tty after exit")
+        finish(sd, cid)
+        shimtest.RUNC = fake_runtime("failcreate", r"""if [ "$cmd" = create ]; then
+  echo '{"level":"fatal","msg":"no way"}' >> "$log"; exit 7
+fi
+if [ "$cmd" = delete ]; then touch """ + BASE + r"""/deleted; fi""")
+        sd, rc, line, logp = new(cid + "2", ["sleep", "100"])
+        check(line == "error failcreate create: no way\n", f"create fatal {line!r}")
+        shimtest.RUNC = fake_runtime("failcreate2", r"""if [ "$cmd" = create ]; then echo 123 > container.pid; exit 7; fi
+if [ "$cmd" = delete ]; then touch """ + BASE + r"""/deleted; exit 0; fi""")
+        if os.path.exists(BASE + "/deleted"):
+            os.unlink(BASE + "/deleted")
+        sd, rc, line, logp = new(cid + "3", ["sleep", "100"])
+        check(line == "error failcreate2 create: exit status 7\n" and os.path.exists(BASE + "/deleted")
+              and sorted(os.listdir(sd)) == ["shim.log", "shim.pid"], f"create failed after pid file: {line!r} {os.listdir(sd)}")
+    finally:
+        shimtest.RUNC = real
+
+
 ALL = [t_basic, t_badbundle, t_longline, t_kill, t_terminal, t_terminal_long, t_stdin, t_stdin_once, t_reopen,
-       t_oom, t_outlive, t_fds, t_timeout, t_abuse, t_flood, t_pss]
+       t_oom, t_outlive, t_fds, t_timeout, t_startfail, t_abuse, t_flood, t_pss]
 
 if __name__ == "__main__":
     sel = [t for t in ALL if len(sys.argv) < 2 or t.__name__[2:] in sys.argv[1:]]
