@@ -11,7 +11,7 @@ MODULES := proto lib criproxy imaged sandboxd netd shim ctl
 BINARIES := criproxy imaged sandboxd netd flotilla-shim flotctl
 PKGS := flotilla.dev/criproxy/cmd/criproxy flotilla.dev/imaged/cmd/imaged \
 	flotilla.dev/sandboxd/cmd/sandboxd flotilla.dev/netd/cmd/netd \
-	flotilla.dev/shim/cmd/flotilla-shim flotilla.dev/ctl/cmd/flotctl
+	flotilla.dev/ctl/cmd/flotctl
 ROOT ?=
 
 .PHONY: all deps build run test unit e2e critest bench proto proto-check vet clean
@@ -24,6 +24,7 @@ deps:
 build:
 	@mkdir -p bin
 	go build -tags '$(GOTAGS)' -ldflags '$(LDFLAGS)' -o bin/ $(PKGS)
+	./shim/build.sh bin/flotilla-shim   # C, like conmon (shim/c/)
 
 # The whole fleet in the foreground, for crictl. ROOT=dir to choose the root.
 run: deps build

@@ -34,7 +34,6 @@ fi
 # Go tools, pinned. Each is installed once into .tools/bin.
 PROTOC_GEN_GO=v1.36.12
 PROTOC_GEN_GO_GRPC=v1.5.1
-PROTOC_GEN_GO_TTRPC=v1.2.10
 CRI_TOOLS=v1.37.0
 CNI_PLUGINS=v1.10.0
 mkdir -p "$TOOLS/bin" "$TOOLS/cni"
@@ -49,7 +48,6 @@ goinstall() { # name version pkg
 }
 goinstall protoc-gen-go $PROTOC_GEN_GO google.golang.org/protobuf/cmd/protoc-gen-go
 goinstall protoc-gen-go-grpc $PROTOC_GEN_GO_GRPC google.golang.org/grpc/cmd/protoc-gen-go-grpc
-goinstall protoc-gen-go-ttrpc $PROTOC_GEN_GO_TTRPC github.com/containerd/ttrpc/cmd/protoc-gen-go-ttrpc
 goinstall crictl $CRI_TOOLS sigs.k8s.io/cri-tools/cmd/crictl
 
 # critest is a test binary of the cri-tools module.

@@ -6,4 +6,3 @@ cd "$(dirname "$0")"
 for f in daemon/v1/daemon.proto image/v1/image.proto net/v1/net.proto events/v1/events.proto; do
 	protoc -I. --go_out=paths=source_relative:. --go-grpc_out=paths=source_relative:. "$f"
 done
-protoc -I. --go_out=paths=source_relative:. --go-ttrpc_out=paths=source_relative:. shim/v1/shim.proto

@@ -1,5 +1,9 @@
 // Package client is the typed Go client sandboxd uses to drive
-// flotilla-shim, one shim process per container.
+// flotilla-shim, one small C process per container (shim/c/, contract in
+// shim/PROTOCOL.md). The shim runs `runtime create` and `runtime start`,
+// holds the container's stdio, writes the CRI log, serves attach and
+// records the exit; this package runs the runtime itself for kill, delete,
+// update and exec (as the caller's child).
 //
 // Life of a container through this package:
 //
@@ -105,8 +109,9 @@ type ExecSyncResult struct {
 	TimedOut       bool // the timeout passed and the process was killed
 }
 
-// Client talks to one running shim over its ttrpc socket. It is safe for
-// concurrent use. Close releases the connection, never the shim.
+// Client talks to one running shim over its control socket (a connection
+// per request). It is safe for concurrent use. Close releases nothing the
+// shim needs; the shim keeps running.
 type Client struct {
 	stateDir string
 	impl     *conn

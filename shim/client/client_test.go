@@ -3,8 +3,8 @@ package client_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -120,7 +120,7 @@ func TestKillExecSyncExecUpdate(t *testing.T) {
 	if err != nil || !res.TimedOut || res.ExitCode != 128+9 {
 		t.Fatalf("exec sync with timeout = %+v, %v", res, err)
 	}
-	// Output beyond 16 MiB is dropped (ttrpc alone would stop at 4 MiB).
+	// Output beyond 16 MiB is dropped.
 	res, err = cl.ExecSync(ctx(t), &specs.Process{Args: []string{"head", "-c", "20000000", "/dev/zero"}, Cwd: "/", Env: []string{"PATH=/bin"}}, 0)
 	if err != nil || len(res.Stdout) != 16<<20 || res.ExitCode != 0 {
 		t.Fatalf("exec sync of 20 MB: %d bytes, exit %d, %v", len(res.Stdout), res.ExitCode, err)

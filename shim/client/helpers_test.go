@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"flotilla.dev/shim/client"
+	"flotilla.dev/shim/testbuild"
 )
 
 // Shared by every test: a shim binary, a read-only busybox rootfs and a
@@ -51,11 +52,8 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(tmp)
 	shimBin = filepath.Join(tmp, "flotilla-shim")
-	// FLOTILLA_SHIM_BUILD_FLAGS="-race" builds the shim under test with the race detector.
-	build := append([]string{"build", "-o", shimBin}, strings.Fields(os.Getenv("FLOTILLA_SHIM_BUILD_FLAGS"))...)
-	build = append(build, "flotilla.dev/shim/cmd/flotilla-shim")
-	if out, err := exec.Command("go", build...).CombinedOutput(); err != nil {
-		fmt.Printf("build shim: %v\n%s", err, out)
+	if err := testbuild.Build(shimBin); err != nil {
+		fmt.Println(err)
 		return 1
 	}
 	rootfs = filepath.Join(tmp, "rootfs")
@@ -321,7 +319,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
 
 func fmtSscan(s string, v *int) (int, error) { return fmt.Sscan(s, v) }
 

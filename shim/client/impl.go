@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -18,39 +17,34 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
-	"github.com/containerd/errdefs/pkg/errgrpc"
-	"github.com/containerd/ttrpc"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
-	shimv1 "flotilla.dev/proto/shim/v1"
-	"flotilla.dev/shim/internal/frame"
 	"flotilla.dev/shim/internal/layout"
-	"flotilla.dev/shim/internal/shim"
 )
 
-// conn is the ttrpc connection behind Client.
+// conn is what a Client holds: the shim's state dir (its control socket
+// answers one request per connection, see shim/PROTOCOL.md), the runtime
+// the client itself runs for kill, delete, update and exec, and the exec
+// sessions this client started.
 type conn struct {
-	tc  *ttrpc.Client
-	svc shimv1.ShimServiceService
+	stateDir string
+	rt       runtimeCmd
+
+	mu    sync.Mutex
+	execs map[string]*execSession
+}
+
+// runtimeInfo is written by Spawn next to the shim's files, so a client
+// that reconnects after a restart runs the same runtime with the same root.
+type runtimeInfo struct {
+	ID      string `json:"id"`
+	Runtime string `json:"runtime"`
+	Root    string `json:"root,omitempty"`
 }
 
 func spawn(ctx context.Context, o SpawnOptions) (*Client, error) {
-	cfg := shim.Config{
-		ID: o.ID, Bundle: o.Bundle, StateDir: o.StateDir, Runtime: o.Runtime, RuntimeRoot: o.RuntimeRoot,
-		LogPath: o.LogPath, Terminal: o.Terminal, Stdin: o.Stdin, StdinOnce: o.StdinOnce,
-		LogLineSize: o.LogLineSize, Timeout: o.Timeout,
-	}
-	if cfg.Runtime == "" {
-		cfg.Runtime = "runc"
-	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = time.Minute
-	}
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < cfg.Timeout {
-		cfg.Timeout = time.Until(dl)
-	}
-	if err := cfg.Validate(); err != nil {
+	if err := validate(&o); err != nil {
 		return nil, fmt.Errorf("spawn shim: %w: %w", errdefs.ErrInvalidArgument, err)
 	}
 	bin, err := shimBinary(o.ShimBinary)
@@ -63,18 +57,22 @@ func spawn(ctx context.Context, o SpawnOptions) (*Client, error) {
 	if _, err := os.Stat(filepath.Join(o.StateDir, layout.SocketFile)); err == nil {
 		return nil, fmt.Errorf("spawn shim for %s: state dir %s in use: %w", o.ID, o.StateDir, errdefs.ErrAlreadyExists)
 	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout+5*time.Second)
+	info, _ := json.Marshal(runtimeInfo{ID: o.ID, Runtime: o.Runtime, Root: o.RuntimeRoot})
+	if err := layout.WriteFileAtomic(o.StateDir, layout.RuntimeFile, info, 0o600); err != nil {
+		return nil, fmt.Errorf("spawn shim for %s: %w", o.ID, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout+5*time.Second)
 	defer cancel()
 	syncR, syncW, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
 	defer syncR.Close()
-	cmd := exec.Command(bin, cfg.Args()...)
+	cmd := exec.Command(bin, shimArgs(o)...)
 	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{syncW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err = cmd.Run() // stage 1 re-executes itself and exits at once
+	err = cmd.Run() // stage 1 forks the shim and exits at once
 	syncW.Close()
 	if err != nil {
 		return nil, fmt.Errorf("spawn shim for %s: %w", o.ID, err)
@@ -91,7 +89,67 @@ func spawn(ctx context.Context, o SpawnOptions) (*Client, error) {
 		return nil, fmt.Errorf("spawn shim for %s: shim exited without a result (%v); see %s: %w",
 			o.ID, rerr, filepath.Join(o.StateDir, layout.ShimLogFile), errdefs.ErrUnavailable)
 	}
-	return connect(ctx, o.StateDir)
+	return newClient(o.StateDir, runtimeInfo{ID: o.ID, Runtime: o.Runtime, Root: o.RuntimeRoot}), nil
+}
+
+// validate checks o and fills in defaults.
+func validate(o *SpawnOptions) error {
+	var errs []error
+	if o.ID == "" {
+		errs = append(errs, errors.New("id is required"))
+	}
+	for name, p := range map[string]string{"bundle": o.Bundle, "state dir": o.StateDir} {
+		if !filepath.IsAbs(p) {
+			errs = append(errs, fmt.Errorf("%s must be an absolute path, got %q", name, p))
+		}
+	}
+	if o.LogPath != "" && !filepath.IsAbs(o.LogPath) {
+		errs = append(errs, fmt.Errorf("log path must be absolute, got %q", o.LogPath))
+	}
+	if o.StdinOnce && !o.Stdin {
+		errs = append(errs, errors.New("stdin once needs stdin"))
+	}
+	if o.Timeout < 0 || o.LogLineSize < 0 {
+		errs = append(errs, errors.New("timeout and log line size must not be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if o.Runtime == "" {
+		o.Runtime = "runc"
+	}
+	if !filepath.IsAbs(o.Runtime) {
+		p, err := exec.LookPath(o.Runtime)
+		if err != nil {
+			return fmt.Errorf("runtime %q: %w", o.Runtime, err)
+		}
+		o.Runtime = p
+	}
+	if o.Timeout == 0 {
+		o.Timeout = time.Minute
+	}
+	return nil
+}
+
+// shimArgs renders o as the shim's command line (shim/PROTOCOL.md).
+func shimArgs(o SpawnOptions) []string {
+	args := []string{"--id", o.ID, "--bundle", o.Bundle, "--state-dir", o.StateDir, "--runtime", o.Runtime,
+		"--timeout-ms", strconv.FormatInt(o.Timeout.Milliseconds(), 10)}
+	if o.RuntimeRoot != "" {
+		args = append(args, "--runtime-root", o.RuntimeRoot)
+	}
+	if o.LogPath != "" {
+		args = append(args, "--log-path", o.LogPath)
+	}
+	if o.LogLineSize > 0 {
+		args = append(args, "--log-line-size", strconv.Itoa(o.LogLineSize))
+	}
+	for flag, on := range map[string]bool{"--terminal": o.Terminal, "--stdin": o.Stdin, "--stdin-once": o.StdinOnce} {
+		if on {
+			args = append(args, flag)
+		}
+	}
+	return args
 }
 
 // shimBinary finds flotilla-shim: explicit, next to the executable, PATH.
@@ -106,6 +164,11 @@ func shimBinary(explicit string) (string, error) {
 		}
 	}
 	return exec.LookPath("flotilla-shim")
+}
+
+func newClient(stateDir string, info runtimeInfo) *Client {
+	return &Client{stateDir: stateDir, impl: &conn{stateDir: stateDir,
+		rt: runtimeCmd{binary: info.Runtime, root: info.Root, id: info.ID, dir: stateDir}, execs: map[string]*execSession{}}}
 }
 
 // dialUnix dials a socket; a path too long for sun_path goes through
@@ -132,12 +195,20 @@ func dialUnix(ctx context.Context, path string) (*net.UnixConn, error) {
 }
 
 func connect(ctx context.Context, stateDir string) (*Client, error) {
-	c, err := dialUnix(ctx, filepath.Join(stateDir, layout.SocketFile))
+	data, err := os.ReadFile(filepath.Join(stateDir, layout.RuntimeFile))
+	var info runtimeInfo
+	if err == nil {
+		err = json.Unmarshal(data, &info)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("connect to shim in %s: %w: %w", stateDir, errdefs.ErrUnavailable, err)
 	}
-	tc := ttrpc.NewClient(c)
-	return &Client{stateDir: stateDir, impl: &conn{tc: tc, svc: shimv1.NewShimServiceClient(tc)}}, nil
+	c := newClient(stateDir, info)
+	// The shim must answer: a socket file without a shim is not a shim.
+	if _, err := c.impl.state(ctx); err != nil {
+		return nil, fmt.Errorf("connect to shim in %s: %w", stateDir, err)
+	}
+	return c, nil
 }
 
 func readExitFile(stateDir string) (Exit, error) {
@@ -163,18 +234,47 @@ func readShimPid(stateDir string) (int, error) {
 	return strconv.Atoi(strings.TrimSpace(string(data)))
 }
 
-// native turns a ttrpc status into an errdefs-classed error.
-func native(err error) error {
-	if err == nil {
-		return nil
+func (c *conn) close() error { return nil }
+
+// call sends one request line to the shim's control socket and returns
+// the fields after "ok". An "err <class> <text>" answer becomes an error of
+// that errdefs class; a shim that cannot be reached is ErrUnavailable.
+func (c *conn) call(ctx context.Context, req string) (string, error) {
+	sock, err := dialUnix(ctx, filepath.Join(c.stateDir, layout.SocketFile))
+	if err != nil {
+		return "", fmt.Errorf("shim in %s: %w: %w", c.stateDir, errdefs.ErrUnavailable, err)
 	}
-	if errors.Is(err, ttrpc.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
-		return fmt.Errorf("shim: %w: %w", errdefs.ErrUnavailable, err)
+	defer sock.Close()
+	stop := context.AfterFunc(ctx, func() { sock.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if _, err := sock.Write([]byte(req + "\n")); err != nil {
+		return "", c.lost(ctx, err)
 	}
-	return errgrpc.ToNative(err)
+	line, err := bufio.NewReaderSize(sock, 512).ReadString('\n')
+	if err != nil {
+		return "", c.lost(ctx, err)
+	}
+	line = strings.TrimSuffix(line, "\n")
+	if rest, ok := strings.CutPrefix(line, "ok"); ok {
+		return strings.TrimPrefix(rest, " "), nil
+	}
+	class, text, _ := strings.Cut(strings.TrimPrefix(line, "err "), " ")
+	base := map[string]error{
+		"invalid_argument": errdefs.ErrInvalidArgument, "not_found": errdefs.ErrNotFound,
+		"failed_precondition": errdefs.ErrFailedPrecondition, "unavailable": errdefs.ErrUnavailable,
+	}[class]
+	if base == nil {
+		return "", errors.New(text)
+	}
+	return "", fmt.Errorf("%s: %w", text, base)
 }
 
-func (c *conn) close() error { return c.tc.Close() }
+func (c *conn) lost(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("shim in %s: %w: %w", c.stateDir, errdefs.ErrUnavailable, err)
+}
 
 func unixTime(ns int64) time.Time {
 	if ns == 0 {
@@ -183,221 +283,186 @@ func unixTime(ns int64) time.Time {
 	return time.Unix(0, ns).UTC()
 }
 
-func (c *conn) state(ctx context.Context) (State, error) {
-	r, err := c.svc.State(ctx, &shimv1.StateRequest{})
-	if err != nil {
-		return State{}, native(err)
+// ints parses the first n space-separated integers of s; rest is what
+// follows them.
+func ints(s string, n int) (v []int64, rest string, err error) {
+	f := strings.SplitN(s, " ", n+1)
+	if len(f) < n {
+		return nil, "", fmt.Errorf("shim answer %q: want %d fields", s, n)
 	}
-	st := State{ID: r.Id, Pid: int(r.Pid), Status: Status(r.Status), StartedAt: unixTime(r.StartedAt), Message: r.Message}
-	if st.Status == StatusStopped {
-		st.Exit = Exit{Code: r.ExitCode, ExitedAt: unixTime(r.ExitedAt), OOMKilled: r.OomKilled}
+	for _, x := range f[:n] {
+		i, err := strconv.ParseInt(x, 10, 64)
+		if err != nil {
+			return nil, "", fmt.Errorf("shim answer %q: %w", s, err)
+		}
+		v = append(v, i)
+	}
+	if len(f) > n {
+		rest = f[n]
+	}
+	return v, rest, nil
+}
+
+func (c *conn) state(ctx context.Context) (State, error) {
+	ans, err := c.call(ctx, "state")
+	if err != nil {
+		return State{}, err
+	}
+	status, rest, _ := strings.Cut(ans, " ")
+	v, msg, err := ints(rest, 5)
+	if err != nil {
+		return State{}, err
+	}
+	st := State{ID: c.rt.id, Pid: int(v[0]), StartedAt: unixTime(v[1])}
+	if msg != "-" {
+		st.Message = msg
+	}
+	switch status {
+	case "created":
+		st.Status = StatusCreated
+	case "running":
+		st.Status = StatusRunning
+	case "stopped":
+		st.Status = StatusStopped
+		st.Exit = Exit{Code: int32(v[2]), ExitedAt: unixTime(v[3]), OOMKilled: v[4] != 0}
 	}
 	return st, nil
 }
 
 func (c *conn) start(ctx context.Context) (int, error) {
-	r, err := c.svc.Start(ctx, &shimv1.StartRequest{})
+	ans, err := c.call(ctx, "start")
 	if err != nil {
-		return 0, native(err)
+		return 0, err
 	}
-	return int(r.Pid), nil
+	v, _, err := ints(ans, 1)
+	if err != nil {
+		return 0, err
+	}
+	return int(v[0]), nil
 }
 
 func (c *conn) wait(ctx context.Context, execID string) (Exit, error) {
-	r, err := c.svc.Wait(ctx, &shimv1.WaitRequest{ExecId: execID})
-	if err != nil {
-		return Exit{}, native(err)
+	if execID != "" {
+		s, err := c.lookupExec(execID)
+		if err != nil {
+			return Exit{}, err
+		}
+		select {
+		case <-s.done:
+			return s.exit, nil
+		case <-ctx.Done():
+			return Exit{}, ctx.Err()
+		}
 	}
-	return Exit{Code: r.ExitCode, ExitedAt: unixTime(r.ExitedAt), OOMKilled: r.OomKilled}, nil
+	ans, err := c.call(ctx, "wait")
+	if err != nil {
+		return Exit{}, err
+	}
+	v, _, err := ints(ans, 3)
+	if err != nil {
+		return Exit{}, err
+	}
+	return Exit{Code: int32(v[0]), ExitedAt: unixTime(v[1]), OOMKilled: v[2] != 0}, nil
 }
 
 func (c *conn) kill(ctx context.Context, execID string, sig syscall.Signal, all bool) error {
-	_, err := c.svc.Kill(ctx, &shimv1.KillRequest{Signal: uint32(sig), All: all, ExecId: execID})
-	return native(err)
+	if sig <= 0 || sig > 64 {
+		return fmt.Errorf("kill: signal %d: %w", sig, errdefs.ErrInvalidArgument)
+	}
+	if execID != "" {
+		return c.killExec(execID, sig)
+	}
+	if st, err := c.state(ctx); err == nil && st.Status == StatusStopped {
+		return nil
+	}
+	args := []string{"kill"}
+	if all {
+		args = append(args, "--all")
+	}
+	args = append(args, c.rt.id, strconv.Itoa(int(sig)))
+	if err := c.rt.run(ctx, nil, args...); err != nil {
+		if isNotExist(err) || strings.Contains(err.Error(), "not running") || strings.Contains(err.Error(), "process already finished") {
+			return nil
+		}
+		if st, serr := c.state(ctx); serr == nil && st.Status == StatusStopped {
+			return nil
+		}
+		return fmt.Errorf("kill container %s: %w", c.rt.id, err)
+	}
+	return nil
 }
 
 func (c *conn) reopenLog(ctx context.Context) error {
-	_, err := c.svc.ReopenLog(ctx, &shimv1.ReopenLogRequest{})
-	return native(err)
+	_, err := c.call(ctx, "reopen")
+	return err
 }
 
 func (c *conn) delete(ctx context.Context) error {
-	_, err := c.svc.Delete(ctx, &shimv1.DeleteRequest{})
-	return native(err)
+	st, err := c.state(ctx)
+	shimGone := errdefs.IsUnavailable(err)
+	if err != nil && !shimGone {
+		return err
+	}
+	if err == nil && st.Status == StatusRunning {
+		return fmt.Errorf("delete container %s: still running: %w", c.rt.id, errdefs.ErrFailedPrecondition)
+	}
+	if err := c.rt.run(ctx, nil, "delete", "--force", c.rt.id); err != nil && !isNotExist(err) {
+		return fmt.Errorf("delete container %s: %w", c.rt.id, err)
+	}
+	if shimGone {
+		return nil
+	}
+	// A created container's init dies with the delete: wait for the shim
+	// to record its exit, so State and the exit file agree.
+	if _, err := c.wait(ctx, ""); err != nil && !errdefs.IsUnavailable(err) {
+		return fmt.Errorf("delete container %s: %w", c.rt.id, err)
+	}
+	return nil
 }
 
 func (c *conn) shutdown(ctx context.Context) error {
-	_, err := c.svc.Shutdown(ctx, &shimv1.ShutdownRequest{})
-	if err != nil && errdefs.IsUnavailable(native(err)) {
-		return nil // the shim exited before answering
+	_, err := c.call(ctx, "shutdown")
+	if errdefs.IsUnavailable(err) {
+		return nil // the shim is gone already
 	}
-	return native(err)
+	return err
 }
 
 func (c *conn) resize(ctx context.Context, execID string, s Size) error {
-	_, err := c.svc.ResizePty(ctx, &shimv1.ResizePtyRequest{ExecId: execID, Width: uint32(s.Width), Height: uint32(s.Height)})
-	return native(err)
+	if execID != "" {
+		return c.resizeExec(execID, s)
+	}
+	_, err := c.call(ctx, fmt.Sprintf("resize %d %d", s.Width, s.Height))
+	return err
 }
 
 func (c *conn) update(ctx context.Context, r *specs.LinuxResources) error {
 	if r == nil {
 		return fmt.Errorf("update: nil resources: %w", errdefs.ErrInvalidArgument)
 	}
+	if st, err := c.state(ctx); err != nil {
+		return err
+	} else if st.Status == StatusStopped {
+		return fmt.Errorf("update container %s: stopped: %w", c.rt.id, errdefs.ErrFailedPrecondition)
+	}
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	_, err = c.svc.Update(ctx, &shimv1.UpdateRequest{ResourcesJson: b})
-	return native(err)
-}
-
-func (c *conn) execSync(ctx context.Context, p *specs.Process, t time.Duration) (ExecSyncResult, error) {
-	if p == nil || len(p.Args) == 0 {
-		return ExecSyncResult{}, fmt.Errorf("exec sync: no command: %w", errdefs.ErrInvalidArgument)
-	}
-	q := *p
-	q.Terminal = false
-	b, err := json.Marshal(&q)
+	f, err := os.CreateTemp(c.stateDir, "update-*.json")
 	if err != nil {
-		return ExecSyncResult{}, err
+		return err
 	}
-	r, err := c.svc.ExecSync(ctx, &shimv1.ExecSyncRequest{ProcessJson: b, TimeoutMs: t.Milliseconds()})
+	defer os.Remove(f.Name())
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = c.rt.run(ctx, nil, "update", "--resources", f.Name(), c.rt.id)
+	}
 	if err != nil {
-		return ExecSyncResult{}, native(err)
+		return fmt.Errorf("update container %s: %w", c.rt.id, err)
 	}
-	res := ExecSyncResult{ExitCode: r.ExitCode, TimedOut: r.TimedOut}
-	var errs []error
-	for _, o := range []struct {
-		path string
-		dst  *[]byte
-	}{{r.StdoutPath, &res.Stdout}, {r.StderrPath, &res.Stderr}} {
-		if o.path == "" {
-			continue
-		}
-		b, err := readCapped(o.path, maxExecOutput)
-		*o.dst = b
-		errs = append(errs, err, os.Remove(o.path))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return ExecSyncResult{}, fmt.Errorf("exec sync output: %w", err)
-	}
-	return res, nil
-}
-
-const maxExecOutput = 16 << 20
-
-// readCapped reads at most max bytes of the file at path.
-func readCapped(path string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, max))
-}
-
-func (c *conn) exec(ctx context.Context, o ExecOptions, s Streams) (Exit, error) {
-	if o.Process == nil || len(o.Process.Args) == 0 {
-		return Exit{}, fmt.Errorf("exec: no command: %w", errdefs.ErrInvalidArgument)
-	}
-	q := *o.Process
-	q.Terminal = o.Tty
-	b, err := json.Marshal(&q)
-	if err != nil {
-		return Exit{}, err
-	}
-	r, err := c.svc.Exec(ctx, &shimv1.ExecRequest{ExecId: o.ID, ProcessJson: b, Tty: o.Tty, Stdin: o.Stdin})
-	if err != nil {
-		return Exit{}, native(err)
-	}
-	if !o.Stdin {
-		s.Stdin = nil
-	}
-	code, err := stream(ctx, r.Stdio.GetPath(), s)
-	if err != nil {
-		return Exit{}, fmt.Errorf("exec %s: %w", o.ID, err)
-	}
-	return Exit{Code: code, ExitedAt: time.Now().UTC()}, nil
-}
-
-func (c *conn) attach(ctx context.Context, s Streams) error {
-	r, err := c.svc.Attach(ctx, &shimv1.AttachRequest{})
-	if err != nil {
-		return native(err)
-	}
-	_, err = stream(ctx, r.Stdio.GetPath(), s)
-	return err
-}
-
-// errNoExit: the stdio socket closed without an exit frame.
-var errNoExit = errors.New("stdio stream closed before the process exited")
-
-// stream connects s to a stdio socket until the exit frame arrives, ctx
-// ends or the socket closes.
-func stream(ctx context.Context, path string, s Streams) (int32, error) {
-	conn, err := dialUnix(ctx, path)
-	if err != nil {
-		return 0, fmt.Errorf("dial stdio socket: %w: %w", errdefs.ErrUnavailable, err)
-	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-
-	var wmu sync.Mutex
-	send := func(typ byte, p []byte) error {
-		wmu.Lock()
-		defer wmu.Unlock()
-		return frame.Write(conn, typ, p)
-	}
-	if s.Stdin != nil {
-		go func() {
-			buf := make([]byte, 32<<10)
-			for {
-				n, err := s.Stdin.Read(buf)
-				if n > 0 && send(frame.Stdin, buf[:n]) != nil {
-					return
-				}
-				if err != nil {
-					_ = send(frame.CloseStdin, nil)
-					return
-				}
-			}
-		}()
-	}
-	if s.Resize != nil {
-		go func() {
-			for sz := range s.Resize {
-				if send(frame.Resize, frame.Uint32s(uint32(sz.Width), uint32(sz.Height))) != nil {
-					return
-				}
-			}
-		}()
-	}
-	var buf []byte
-	for {
-		typ, p, err := frame.Read(conn, buf)
-		if err != nil {
-			if ctx.Err() != nil {
-				return 0, ctx.Err()
-			}
-			return 0, errNoExit
-		}
-		buf = p[:0]
-		switch typ {
-		case frame.Stdout:
-			if s.Stdout != nil {
-				s.Stdout.Write(p)
-			}
-		case frame.Stderr:
-			if s.Stderr != nil {
-				s.Stderr.Write(p)
-			}
-		case frame.Exit:
-			v, err := frame.ParseUint32s(p, 1)
-			if err != nil {
-				return 0, err
-			}
-			return int32(v[0]), nil
-		}
-	}
+	return nil
 }

@@ -9,10 +9,13 @@ replace (
 
 replace flotilla.dev/ctl => ../../ctl
 
+replace flotilla.dev/shim => ../../shim
+
 require (
 	flotilla.dev/ctl v0.0.0-00010101000000-000000000000
 	flotilla.dev/lib v0.0.0-00010101000000-000000000000
 	flotilla.dev/proto v0.0.0-00010101000000-000000000000
+	flotilla.dev/shim v0.0.0-00010101000000-000000000000
 	google.golang.org/grpc v1.85.0
 	k8s.io/cri-api v0.37.2
 )

@@ -3,7 +3,6 @@ package cri
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"flotilla.dev/sandboxd/internal/config"
 	"flotilla.dev/sandboxd/internal/nsutil"
 	"flotilla.dev/sandboxd/internal/store"
+	"flotilla.dev/shim/testbuild"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -271,10 +271,7 @@ func shimBinary(t testing.TB) string {
 			return
 		}
 		p := filepath.Join(dir, "flotilla-shim")
-		out, err := exec.Command("go", "build", "-o", p, "flotilla.dev/shim/cmd/flotilla-shim").CombinedOutput()
-		if err != nil {
-			shimOnce.err = fmt.Errorf("build shim: %v\n%s", err, out)
-		}
+		shimOnce.err = testbuild.Build(p)
 		shimOnce.path = p
 	})
 	if shimOnce.err != nil {

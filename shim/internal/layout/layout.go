@@ -16,7 +16,7 @@ import (
 
 // Files in a shim's state directory (created by the client, mode 0700).
 const (
-	// SocketFile is the ttrpc socket (mode 0600).
+	// SocketFile is the control socket (mode 0600, shim/PROTOCOL.md).
 	SocketFile = "shim.sock"
 	// AttachSocketFile serves the container's own stdio (mode 0600).
 	AttachSocketFile = "attach.sock"
@@ -28,6 +28,9 @@ const (
 	ExitFile = "exit"
 	// ConsoleSocketFile is where the runtime sends a pty master (--console-socket).
 	ConsoleSocketFile = "console.sock"
+	// RuntimeFile holds the runtime binary, root and container id for the
+	// client's own runtime calls (JSON, written by the client).
+	RuntimeFile = "runtime.json"
 	// ShimLogFile is the shim's own log (slog text, errors only by default).
 	ShimLogFile = "shim.log"
 )
@@ -64,7 +67,9 @@ func DecodeExit(b []byte) (Exit, error) {
 }
 
 // WriteFileAtomic writes data to dir/name through a temp file and a rename,
-// so a reader sees either nothing or the whole file.
+// so a reader sees either nothing or the whole file. It does not fsync: the
+// state dir is runtime state (a reader after a crash of the writer, not of
+// the machine, is what it serves).
 func WriteFileAtomic(dir, name string, data []byte, mode os.FileMode) error {
 	tmp, err := os.CreateTemp(dir, "."+name+".tmp*")
 	if err != nil {
@@ -76,10 +81,6 @@ func WriteFileAtomic(dir, name string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
 		tmp.Close()
 		return err
 	}

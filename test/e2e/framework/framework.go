@@ -8,6 +8,7 @@ package framework
 import (
 	"bytes"
 	"context"
+	"flotilla.dev/shim/testbuild"
 	"fmt"
 	"io"
 	"log/slog"
@@ -57,11 +58,15 @@ func BinDir(t testing.TB) string {
 		}
 		cmd := exec.Command("go", "build", "-tags", GoTags, "-o", dir+"/",
 			"flotilla.dev/criproxy/cmd/criproxy", "flotilla.dev/imaged/cmd/imaged", "flotilla.dev/sandboxd/cmd/sandboxd",
-			"flotilla.dev/netd/cmd/netd", "flotilla.dev/shim/cmd/flotilla-shim", "flotilla.dev/ctl/cmd/flotctl")
+			"flotilla.dev/netd/cmd/netd", "flotilla.dev/ctl/cmd/flotctl")
 		cmd.Dir = RepoRoot()
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("build binaries: %v\n%s", err, out)
+			return
+		}
+		if err := testbuild.Build(filepath.Join(dir, "flotilla-shim")); err != nil {
+			buildErr = err
 			return
 		}
 		binDir = dir
