@@ -8,10 +8,12 @@ GOTAGS := containers_image_openpgp,exclude_graphdriver_btrfs,exclude_graphdriver
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X flotilla.dev/lib/version.Version=$(VERSION)
 MODULES := proto lib criproxy imaged sandboxd netd shim ctl
-BINARIES := criproxy imaged sandboxd netd flotilla-shim flotctl
-PKGS := flotilla.dev/criproxy/cmd/criproxy flotilla.dev/imaged/cmd/imaged \
-	flotilla.dev/sandboxd/cmd/sandboxd flotilla.dev/netd/cmd/netd \
-	flotilla.dev/ctl/cmd/flotctl
+# The four daemons are one executable, bin/flotilla, and bin/<daemon> are links to
+# it: their processes share its pages (docs/performance.md, "Daemon memory").
+# Install with the links kept (cp -P), or four copies lose the sharing.
+DAEMONS := criproxy imaged sandboxd netd
+BINARIES := flotilla $(DAEMONS) flotilla-shim flotctl
+PKGS := flotilla.dev/ctl/cmd/flotilla flotilla.dev/ctl/cmd/flotctl
 ROOT ?=
 
 .PHONY: all deps build run test unit e2e critest bench proto proto-check vet clean
@@ -24,6 +26,7 @@ deps:
 build:
 	@mkdir -p bin
 	go build -tags '$(GOTAGS)' -ldflags '$(LDFLAGS)' -o bin/ $(PKGS)
+	@for d in $(DAEMONS); do ln -sfn flotilla bin/$$d; done
 	./shim/build.sh bin/flotilla-shim   # C, like conmon (shim/c/)
 
 # The whole fleet in the foreground, for crictl. ROOT=dir to choose the root.

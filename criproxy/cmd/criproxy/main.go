@@ -5,16 +5,7 @@ package main
 import (
 	"os"
 
-	"flotilla.dev/criproxy/internal/config"
-	"flotilla.dev/criproxy/internal/server"
-	"flotilla.dev/lib/daemon"
+	"flotilla.dev/criproxy/app"
 )
 
-func main() {
-	os.Exit(daemon.Main(daemon.Spec[*config.Config]{
-		Name:     "criproxy",
-		Defaults: config.Defaults,
-		Flags:    config.Flags,
-		Run:      server.Run,
-	}, os.Args[1:], os.Stdout))
-}
+func main() { os.Exit(app.Main(os.Args[1:], os.Stdout)) }

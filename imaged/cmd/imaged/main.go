@@ -4,9 +4,7 @@ package main
 import (
 	"os"
 
-	"flotilla.dev/imaged/internal/config"
-	"flotilla.dev/imaged/internal/server"
-	"flotilla.dev/lib/daemon"
+	"flotilla.dev/imaged/app"
 	"go.podman.io/storage/pkg/reexec"
 )
 
@@ -15,10 +13,5 @@ func main() {
 	if reexec.Init() {
 		return
 	}
-	os.Exit(daemon.Main(daemon.Spec[*config.Config]{
-		Name:     "imaged",
-		Defaults: config.Defaults,
-		Flags:    config.Flags,
-		Run:      server.Run,
-	}, os.Args[1:], os.Stdout))
+	os.Exit(app.Main(os.Args[1:], os.Stdout))
 }

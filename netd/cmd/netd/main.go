@@ -4,16 +4,7 @@ package main
 import (
 	"os"
 
-	"flotilla.dev/lib/daemon"
-	"flotilla.dev/netd/internal/config"
-	"flotilla.dev/netd/internal/server"
+	"flotilla.dev/netd/app"
 )
 
-func main() {
-	os.Exit(daemon.Main(daemon.Spec[*config.Config]{
-		Name:     "netd",
-		Defaults: config.Defaults,
-		Flags:    config.Flags,
-		Run:      server.Run,
-	}, os.Args[1:], os.Stdout))
-}
+func main() { os.Exit(app.Main(os.Args[1:], os.Stdout)) }

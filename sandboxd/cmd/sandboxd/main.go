@@ -4,16 +4,7 @@ package main
 import (
 	"os"
 
-	"flotilla.dev/lib/daemon"
-	"flotilla.dev/sandboxd/internal/config"
-	"flotilla.dev/sandboxd/internal/server"
+	"flotilla.dev/sandboxd/app"
 )
 
-func main() {
-	os.Exit(daemon.Main(daemon.Spec[*config.Config]{
-		Name:     "sandboxd",
-		Defaults: config.Defaults,
-		Flags:    config.Flags,
-		Run:      server.Run,
-	}, os.Args[1:], os.Stdout))
-}
+func main() { os.Exit(app.Main(os.Args[1:], os.Stdout)) }
