@@ -34,7 +34,10 @@ func StartEmbedded(addr string) (*Embedded, error) {
 		Port:       port,
 		NoSigs:     true,
 		NoLog:      true,
-		MaxPayload: 8 << 20,
+		// No $SYS account: nothing here uses it, and it costs internal
+		// subscriptions, goroutines and heap in an idle criproxy.
+		NoSystemAccount: true,
+		MaxPayload:      8 << 20,
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
