@@ -246,7 +246,11 @@ static void parse_args(int argc, char **argv)
 		case 3: cfg.runtime = val; break;
 		case 4: cfg.runtime_root = val; break;
 		case 5: cfg.log_path = val; break;
-		case 6: cfg.line_size = (size_t)parse_num("log-line-size", val, 16); break;
+		case 6: // like bufio's minimum: smaller sizes are raised to 16
+			cfg.line_size = (size_t)parse_num("log-line-size", val, 0);
+			if (cfg.line_size < 16)
+				cfg.line_size = 16;
+			break;
 		case 7: cfg.timeout_ms = parse_num("timeout-ms", val, 1); break;
 		}
 	}
