@@ -58,7 +58,7 @@ func (s *Service) Pull(ctx context.Context, spec string, auth *runtimeapi.AuthCo
 	if err := applyAuth(&sys, auth); err != nil {
 		return "", err
 	}
-	resolved, err := shortnames.Resolve(&sys, spec)
+	candidates, err := resolvePull(&sys, spec)
 	if err != nil {
 		var rerr error = errdefs.ErrInvalidArgument
 		if shortnames.IsShortName(spec) {
@@ -67,12 +67,9 @@ func (s *Service) Pull(ctx context.Context, spec string, auth *runtimeapi.AuthCo
 		return "", fmt.Errorf("resolve image %q: %v: %w", spec, err, rerr)
 	}
 	var errs []error
-	for _, c := range resolved.PullCandidates {
-		id, err := s.pullCoalesced(ctx, c.Value, &sys)
+	for _, c := range candidates {
+		id, err := s.pullCoalesced(ctx, c, &sys)
 		if err == nil {
-			if rerr := c.Record(); rerr != nil {
-				flog.From(ctx).Warn("record short-name alias failed", flog.KeyImage, spec, flog.KeyError, rerr)
-			}
 			return id, nil
 		}
 		if ctx.Err() != nil {
@@ -83,7 +80,7 @@ func (s *Service) Pull(ctx context.Context, spec string, auth *runtimeapi.AuthCo
 	if len(errs) == 1 {
 		return "", errs[0]
 	}
-	return "", fmt.Errorf("%w: %w", resolved.FormatPullErrors(errs), worstClass(errs))
+	return "", fmt.Errorf("%w: %w", pullErrors(errs), worstClass(errs))
 }
 
 func worstClass(errs []error) error {
