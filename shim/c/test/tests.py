@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Manual end-to-end checks of the C shim against runc (root). Usage: tests.py [name...]"""
-import os, shutil, signal, socket, struct, subprocess, sys, time
+import json, os, shutil, signal, socket, struct, subprocess, sys, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from shimtest import *
 
@@ -299,6 +299,7 @@ def stdin_queued(sd):
 def t_abuse():
     cid = "abuse"
     sd, rc, line, logp = new(cid, ["sh", "-c", "read x; echo got $x; read y; echo got $y; sleep 1000"], "--stdin")
+    time.sleep(0.1)  # the sync fd is closed just after the line is written
     base = nfds(sd)
     # control clients that leave at every point
     for data in [b"", b"sta", b"wait\n", b"start"]:
@@ -450,8 +451,31 @@ if [ "$cmd" = delete ]; then touch """ + BASE + r"""/deleted; exit 0; fi""")
         shimtest.RUNC = real
 
 
+def t_drain():
+    """Without a PID namespace a background process keeps stdout open: the exit is recorded after 5 s."""
+    cid = "drain"
+    shutil.rmtree(f"{BASE}/state/{cid}", ignore_errors=True)
+    sd = state_dir(cid)
+    b = bundle(cid, ["sh", "-c", "(sleep 7; echo late) & echo hi; exit 2"])
+    c = json.load(open(b + "/config.json"))
+    c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "pid"]
+    json.dump(c, open(b + "/config.json", "w"))
+    if os.path.exists(f"{BASE}/logs/{cid}.log"):
+        os.unlink(f"{BASE}/logs/{cid}.log")
+    rc, line, logp = spawn(cid, sd, b)
+    t = time.time()
+    ctl(sd, "start")
+    w = ctl(sd, "wait").split()
+    d = time.time() - t
+    check(w[1] == "2" and 4.5 < d < 6.5, f"exit after the drain: {w} after {d:.1f}s")
+    time.sleep(2.5)
+    ents = log_entries(logp)
+    check(ents == [("stdout", "F", b"hi"), ("stdout", "F", b"late")], f"late output logged {ents}")
+    finish(sd, cid)
+
+
 ALL = [t_basic, t_badbundle, t_longline, t_kill, t_terminal, t_terminal_long, t_stdin, t_stdin_once, t_reopen,
-       t_oom, t_outlive, t_fds, t_timeout, t_startfail, t_abuse, t_flood, t_pss]
+       t_oom, t_outlive, t_fds, t_timeout, t_startfail, t_abuse, t_flood, t_drain, t_pss]
 
 if __name__ == "__main__":
     sel = [t for t in ALL if len(sys.argv) < 2 or t.__name__[2:] in sys.argv[1:]]
