@@ -284,6 +284,18 @@ static void parse_args(int argc, char **argv)
 
 // ---- start-up ----
 
+static bool shim_alive(const char *name)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	strcpy(a.sun_path, name);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	bool ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+	close(fd);
+	return ok;
+}
+
 static void fail_startup(const char *fmt, ...)
 {
 	char buf[2048];
@@ -333,6 +345,12 @@ int main(int argc, char **argv)
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
 		logmsg("prctl(PR_SET_CHILD_SUBREAPER): %s", strerror(errno));
 
+	// a live shim on this state dir keeps it: touch none of its files
+	if (shim_alive("shim.sock")) {
+		logmsg("state dir %s is in use by a running shim", cfg.state_dir);
+		sync_line("error state dir %s is in use by a running shim\n", cfg.state_dir);
+		exit(1);
+	}
 	const char *err = setup_loop();
 	if (err)
 		fail_startup("%s", err);

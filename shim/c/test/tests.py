@@ -41,6 +41,10 @@ def t_basic():
     check(ctl(sd, "bogus x") == 'err invalid_argument unknown request "bogus x"\n', "unknown request")
     check(ctl(sd, "shutdown") == f"err failed_precondition container {cid} is created\n", "shutdown refused")
     check(ctl(sd, "resize 10 20") == "err failed_precondition container has no terminal\n", "resize no tty")
+    rc2, line2, _ = spawn(cid, sd, bundle(cid, ["true"]))
+    check(line2.startswith("error state dir") and "in use" in line2, f"second shim refused: {line2!r}")
+    check(sorted(os.listdir(sd)) == ["attach.sock", "container.pid", "shim.log", "shim.pid", "shim.sock"]
+          and ctl(sd, "state").startswith("ok created"), "first shim untouched")
     check(ctl(sd, "start") == f"ok {st[2]}\n", "start")
     check(ctl(sd, "start").startswith("err failed_precondition container basic is "), "second start refused")
     w = ctl(sd, "wait").split()
