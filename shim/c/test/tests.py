@@ -478,8 +478,30 @@ def t_drain():
     finish(sd, cid)
 
 
+def t_runtime_fds():
+    """The runtime gets only its stdio (the sync fd and the shim's own fds are close-on-exec)."""
+    import shimtest
+    real = shimtest.RUNC
+    shimtest.RUNC = fake_runtime("fdrunc", r"""if [ "$cmd" = create ] || [ "$cmd" = start ]; then
+  ls /proc/$$/fd | tr '\n' ' ' > """ + BASE + r"""/fds-$cmd.txt; fi""")
+    try:
+        for term in (False, True):
+            cid = "rtfds"
+            flags = ["--stdin"] + (["--terminal"] if term else [])
+            sd, rc, line, logp = new(cid, ["true"], *flags, terminal=term)
+            ctl(sd, "start")
+            ctl(sd, "wait")
+            for cmd in ("create", "start"):
+                # 10 and 11 are the shell's own (script, saved stdout)
+                fds = open(f"{BASE}/fds-{cmd}.txt").read().split()
+                check(fds == ["0", "1", "10", "11", "2"], f"runtime {cmd} fds (terminal={term}): {fds}")
+            finish(sd, cid)
+    finally:
+        shimtest.RUNC = real
+
+
 ALL = [t_basic, t_badbundle, t_longline, t_kill, t_terminal, t_terminal_long, t_stdin, t_stdin_once, t_reopen,
-       t_oom, t_outlive, t_fds, t_timeout, t_startfail, t_abuse, t_flood, t_drain, t_pss]
+       t_oom, t_outlive, t_fds, t_timeout, t_runtime_fds, t_startfail, t_abuse, t_flood, t_drain, t_pss]
 
 if __name__ == "__main__":
     sel = [t for t in ALL if len(sys.argv) < 2 or t.__name__[2:] in sys.argv[1:]]
