@@ -32,7 +32,9 @@ type CreateRootfsRequest struct {
 	Image string `protobuf:"bytes,2,opt,name=image,proto3" json:"image,omitempty"`
 	PodId string `protobuf:"bytes,3,opt,name=pod_id,json=podId,proto3" json:"pod_id,omitempty"`
 	// Container name, for humans (stored as metadata).
-	Name          string `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	Name string `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	// Also mount the layer; the response's rootfs.mount_point is its path.
+	Mount         bool `protobuf:"varint,5,opt,name=mount,proto3" json:"mount,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -93,6 +95,13 @@ func (x *CreateRootfsRequest) GetName() string {
 		return x.Name
 	}
 	return ""
+}
+
+func (x *CreateRootfsRequest) GetMount() bool {
+	if x != nil {
+		return x.Mount
+	}
+	return false
 }
 
 type CreateRootfsResponse struct {
@@ -651,12 +660,13 @@ var File_image_v1_image_proto protoreflect.FileDescriptor
 
 const file_image_v1_image_proto_rawDesc = "" +
 	"\n" +
-	"\x14image/v1/image.proto\x12\x11flotilla.image.v1\"y\n" +
+	"\x14image/v1/image.proto\x12\x11flotilla.image.v1\"\x8f\x01\n" +
 	"\x13CreateRootfsRequest\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x15\n" +
 	"\x06pod_id\x18\x03 \x01(\tR\x05podId\x12\x12\n" +
-	"\x04name\x18\x04 \x01(\tR\x04name\"}\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x12\x14\n" +
+	"\x05mount\x18\x05 \x01(\bR\x05mount\"}\n" +
 	"\x14CreateRootfsResponse\x121\n" +
 	"\x06rootfs\x18\x01 \x01(\v2\x19.flotilla.image.v1.RootfsR\x06rootfs\x122\n" +
 	"\x05image\x18\x02 \x01(\v2\x1c.flotilla.image.v1.ImageInfoR\x05image\"7\n" +

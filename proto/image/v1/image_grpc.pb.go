@@ -36,7 +36,9 @@ const (
 type RootfsServiceClient interface {
 	// CreateRootfs creates a writable container layer on top of an image
 	// (resolved by reference or id) and returns the image it was created from.
-	// It is idempotent for the same container_id and image.
+	// It is idempotent for the same container_id and image. With mount set it
+	// also mounts the layer (as MountRootfs) and returns rootfs.mount_point, so
+	// a container start needs one call.
 	CreateRootfs(ctx context.Context, in *CreateRootfsRequest, opts ...grpc.CallOption) (*CreateRootfsResponse, error)
 	// MountRootfs mounts the container layer and returns its path.
 	MountRootfs(ctx context.Context, in *MountRootfsRequest, opts ...grpc.CallOption) (*MountRootfsResponse, error)
@@ -112,7 +114,9 @@ func (c *rootfsServiceClient) ListRootfs(ctx context.Context, in *ListRootfsRequ
 type RootfsServiceServer interface {
 	// CreateRootfs creates a writable container layer on top of an image
 	// (resolved by reference or id) and returns the image it was created from.
-	// It is idempotent for the same container_id and image.
+	// It is idempotent for the same container_id and image. With mount set it
+	// also mounts the layer (as MountRootfs) and returns rootfs.mount_point, so
+	// a container start needs one call.
 	CreateRootfs(context.Context, *CreateRootfsRequest) (*CreateRootfsResponse, error)
 	// MountRootfs mounts the container layer and returns its path.
 	MountRootfs(context.Context, *MountRootfsRequest) (*MountRootfsResponse, error)
