@@ -44,6 +44,18 @@ func checkID(id string) error {
 }
 
 // CreateRootfs creates the container layer; idempotent for the same image.
+// With req.Mount it also mounts it (as MountRootfs), and a fresh layer
+// whose mount fails is deleted again.
+//
+// Container layers are volatile (c/storage ContainerOptions.Volatile): their
+// records go to volatile-containers.json and volatile-layers.json under the
+// graph root, written without fsync, and the overlay is mounted with
+// "volatile" (no syncs of the upper directory). A restart of imaged finds
+// them like any other; a clean reboot keeps them; a crash of the machine may
+// lose the latest records (the layer then is gone and sandboxd's recovery
+// treats its container as lost, as after any missing rootfs) and the
+// container's unsynced writes — what a Kubernetes node accepts for a
+// container's writable layer, which it never reuses after a node failure.
 func (s *Service) CreateRootfs(ctx context.Context, req *imagev1.CreateRootfsRequest) (*imagev1.CreateRootfsResponse, error) {
 	if err := checkID(req.GetContainerId()); err != nil {
 		return nil, err
@@ -56,33 +68,58 @@ func (s *Service) CreateRootfs(ctx context.Context, req *imagev1.CreateRootfsReq
 		if c.ImageID != img.ID {
 			return nil, fmt.Errorf("container %s already has a rootfs on image %s: %w", c.ID, c.ImageID, errdefs.ErrAlreadyExists)
 		}
-		return s.response(c, img)
+		mountPoint := ""
+		if req.GetMount() {
+			if mountPoint, err = s.mount(c.ID, true); err != nil {
+				return nil, err
+			}
+		}
+		return s.response(c, img, mountPoint, mountPoint == "")
 	}
 	md, _ := json.Marshal(metadata{PodID: req.GetPodId(), Name: req.GetName()})
 	release := s.images.HoldLayers()
-	defer release()
-	c, err := s.store.CreateContainer(req.GetContainerId(), nil, img.ID, "", string(md), nil)
+	c, err := s.store.CreateContainer(req.GetContainerId(), nil, img.ID, "", string(md), &storage.ContainerOptions{Volatile: true})
+	release()
 	if err != nil {
 		if errors.Is(err, storage.ErrDuplicateID) {
 			return nil, fmt.Errorf("create rootfs %s: %v: %w", req.GetContainerId(), err, errdefs.ErrAlreadyExists)
 		}
 		return nil, fmt.Errorf("create rootfs %s: %w", req.GetContainerId(), err)
 	}
-	return s.response(c, img)
+	mountPoint := ""
+	if req.GetMount() {
+		// A fresh layer is not mounted: no need to ask.
+		if mountPoint, err = s.mount(c.ID, false); err != nil {
+			if derr := s.store.DeleteContainer(c.ID); derr != nil {
+				err = fmt.Errorf("%w (and deleting the new layer: %v)", err, derr)
+			}
+			return nil, err
+		}
+	}
+	return s.response(c, img, mountPoint, false)
 }
 
-func (s *Service) response(c *storage.Container, img *storage.Image) (*imagev1.CreateRootfsResponse, error) {
+// response describes c: mountPoint is where it was just mounted, askMount
+// asks the store instead.
+func (s *Service) response(c *storage.Container, img *storage.Image, mountPoint string, askMount bool) (*imagev1.CreateRootfsResponse, error) {
 	info, err := s.images.Info(img)
 	if err != nil {
 		return nil, err
 	}
-	return &imagev1.CreateRootfsResponse{Rootfs: s.toProto(c), Image: info}, nil
+	r := s.toProto(c, askMount)
+	if mountPoint != "" {
+		r.MountPoint = mountPoint
+	}
+	return &imagev1.CreateRootfsResponse{Rootfs: r, Image: info}, nil
 }
 
-func (s *Service) toProto(c *storage.Container) *imagev1.Rootfs {
+func (s *Service) toProto(c *storage.Container, askMount bool) *imagev1.Rootfs {
 	var md metadata
 	_ = json.Unmarshal([]byte(c.Metadata), &md)
 	r := &imagev1.Rootfs{ContainerId: c.ID, LayerId: c.LayerID, ImageId: c.ImageID, PodId: md.PodID, Name: md.Name}
+	if !askMount {
+		return r
+	}
 	if mounted, err := s.store.Mounted(c.ID); err == nil && mounted > 0 {
 		if l, err := s.store.Layer(c.LayerID); err == nil {
 			r.MountPoint = l.MountPoint
@@ -98,23 +135,35 @@ func (s *Service) MountRootfs(ctx context.Context, req *imagev1.MountRootfsReque
 	if err := checkID(req.GetContainerId()); err != nil {
 		return nil, err
 	}
+	p, err := s.mount(req.GetContainerId(), true)
+	if err != nil {
+		return nil, err
+	}
+	return &imagev1.MountRootfsResponse{MountPoint: p}, nil
+}
+
+// mount mounts the container's layer once; ifMounted first returns the
+// mount point of a mounted one without counting a second mount.
+func (s *Service) mount(id string, ifMounted bool) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c, err := s.store.Container(req.GetContainerId()); err == nil {
-		if n, err := s.store.Mounted(c.ID); err == nil && n > 0 {
-			if l, err := s.store.Layer(c.LayerID); err == nil && l.MountPoint != "" {
-				return &imagev1.MountRootfsResponse{MountPoint: l.MountPoint}, nil
+	if ifMounted {
+		if c, err := s.store.Container(id); err == nil {
+			if n, err := s.store.Mounted(c.ID); err == nil && n > 0 {
+				if l, err := s.store.Layer(c.LayerID); err == nil && l.MountPoint != "" {
+					return l.MountPoint, nil
+				}
 			}
 		}
 	}
-	p, err := s.store.Mount(req.GetContainerId(), "")
+	p, err := s.store.Mount(id, "")
 	if err != nil {
 		if errors.Is(err, storage.ErrContainerUnknown) || errors.Is(err, storage.ErrLayerUnknown) {
-			return nil, fmt.Errorf("rootfs %s: %w", req.GetContainerId(), errdefs.ErrNotFound)
+			return "", fmt.Errorf("rootfs %s: %w", id, errdefs.ErrNotFound)
 		}
-		return nil, fmt.Errorf("mount rootfs %s: %w", req.GetContainerId(), err)
+		return "", fmt.Errorf("mount rootfs %s: %w", id, err)
 	}
-	return &imagev1.MountRootfsResponse{MountPoint: p}, nil
+	return p, nil
 }
 
 // UnmountRootfs unmounts; an unmounted or missing layer succeeds.
@@ -171,7 +220,7 @@ func (s *Service) ListRootfs(ctx context.Context, _ *imagev1.ListRootfsRequest) 
 	}
 	out := &imagev1.ListRootfsResponse{}
 	for i := range cs {
-		out.Rootfs = append(out.Rootfs, s.toProto(&cs[i]))
+		out.Rootfs = append(out.Rootfs, s.toProto(&cs[i], true))
 	}
 	return out, nil
 }

@@ -2,6 +2,9 @@ package server_test
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"flotilla.dev/imaged/internal/store"
@@ -22,6 +25,11 @@ func TestRestartKeepsStoreAndCollectsOrphans(t *testing.T) {
 	must(t, err)
 	m, err := e.rootfs.MountRootfs(ctx, &imagev1.MountRootfsRequest{ContainerId: "kept"})
 	must(t, err)
+	// Created and mounted in one call, unmounted when imaged stops.
+	one, err := e.rootfs.CreateRootfs(ctx, &imagev1.CreateRootfsRequest{ContainerId: "unmounted", Image: id, PodId: "p", Mount: true})
+	must(t, err)
+	_, err = e.rootfs.UnmountRootfs(ctx, &imagev1.UnmountRootfsRequest{ContainerId: "unmounted"})
+	must(t, err)
 	layers, _ := e.stored()
 	e.stop()
 
@@ -35,6 +43,10 @@ func TestRestartKeepsStoreAndCollectsOrphans(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// What a crash can leave of a volatile container layer: a layer
+	// directory without a record.
+	orphan := filepath.Join(e.cfg.Root, e.cfg.StorageDriver, strings.Repeat("ab", 32))
+	must(t, os.MkdirAll(filepath.Join(orphan, "diff"), 0o755))
 	// The mounted rootfs stays mounted, as for a running container.
 	if _, err := st.Shutdown(false); err != nil && !errors.Is(err, storage.ErrLayerUsedByContainer) {
 		t.Fatal(err)
@@ -47,14 +59,31 @@ func TestRestartKeepsStoreAndCollectsOrphans(t *testing.T) {
 	if l, i := e.stored(); l != layers || i != 1 {
 		t.Errorf("after restart: %d layers, %d images; want %d, 1", l, i, layers)
 	}
+	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
+		t.Errorf("unrecorded layer directory after restart: %v", err)
+	}
 	if got := e.status(ctx, "busybox"); got.GetId() != id {
 		t.Errorf("image after restart: %v", got)
 	}
+	// Container layers are volatile (records not fsynced): a restart of
+	// imaged still finds them, mounted or not, for sandboxd to reconcile.
 	l, err := e.rootfs.ListRootfs(ctx, &imagev1.ListRootfsRequest{})
 	must(t, err)
-	if len(l.Rootfs) != 1 || l.Rootfs[0].ContainerId != "kept" || l.Rootfs[0].PodId != "p" {
+	byID := map[string]*imagev1.Rootfs{}
+	for _, r := range l.Rootfs {
+		byID[r.ContainerId] = r
+	}
+	if k, u := byID["kept"], byID["unmounted"]; len(l.Rootfs) != 2 || k.GetPodId() != "p" || k.GetMountPoint() != m.MountPoint ||
+		u.GetLayerId() != one.Rootfs.LayerId || u.GetMountPoint() != "" {
 		t.Fatalf("rootfs after restart: %v", l.Rootfs)
 	}
+	m1, err := e.rootfs.CreateRootfs(ctx, &imagev1.CreateRootfsRequest{ContainerId: "unmounted", Image: id, Mount: true})
+	must(t, err)
+	if _, err := os.Stat(filepath.Join(m1.Rootfs.GetMountPoint(), "bin", "busybox")); err != nil {
+		t.Errorf("remounted rootfs after restart: %v", err)
+	}
+	_, err = e.rootfs.RemoveRootfs(ctx, &imagev1.RemoveRootfsRequest{ContainerId: "unmounted"})
+	must(t, err)
 	m2, err := e.rootfs.MountRootfs(ctx, &imagev1.MountRootfsRequest{ContainerId: "kept"})
 	must(t, err)
 	if m2.MountPoint != m.MountPoint {

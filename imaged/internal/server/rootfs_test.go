@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"flotilla.dev/lib/testutil/registry"
@@ -116,4 +117,87 @@ func TestRootfsLifecycle(t *testing.T) {
 	if layers, _ := e.stored(); layers != imageLayers {
 		t.Errorf("%d layers stored, want the image's %d", layers, imageLayers)
 	}
+}
+
+// CreateRootfs with mount creates and mounts in one call (what sandboxd's
+// CreateContainer does); the container's records are volatile (no fsync) but
+// its overlay is not mounted "volatile".
+func TestRootfsCreateWithMount(t *testing.T) {
+	reg := startRegistry(t, registry.Options{Images: []string{"busybox"}})
+	e := newEnv(t, reg, envOpts{})
+	ctx := ctxT(t)
+	_, err := e.pull(ctx, "busybox", nil)
+	must(t, err)
+
+	req := &imagev1.CreateRootfsRequest{ContainerId: "c1", Image: "busybox", PodId: "p1", Name: "one", Mount: true}
+	cr, err := e.rootfs.CreateRootfs(ctx, req)
+	must(t, err)
+	mp := cr.Rootfs.GetMountPoint()
+	if mp == "" || len(cr.Image.GetConfigJson()) == 0 {
+		t.Fatalf("CreateRootfs with mount = %v", cr)
+	}
+	if _, err := os.Stat(filepath.Join(mp, "bin", "busybox")); err != nil {
+		t.Fatalf("mounted rootfs lacks /bin/busybox: %v", err)
+	}
+	// Repeating it (sandboxd retrying) returns the same layer and mount.
+	again, err := e.rootfs.CreateRootfs(ctx, req)
+	must(t, err)
+	if again.Rootfs.GetMountPoint() != mp || again.Rootfs.LayerId != cr.Rootfs.LayerId {
+		t.Errorf("repeated create: %v, first %v", again.Rootfs, cr.Rootfs)
+	}
+	// Without mount, an existing mounted layer reports its mount point.
+	plain, err := e.rootfs.CreateRootfs(ctx, &imagev1.CreateRootfsRequest{ContainerId: "c1", Image: "busybox"})
+	must(t, err)
+	if plain.Rootfs.GetMountPoint() != mp {
+		t.Errorf("create without mount reports mount point %q, want %q", plain.Rootfs.GetMountPoint(), mp)
+	}
+	l, err := e.rootfs.ListRootfs(ctx, &imagev1.ListRootfsRequest{})
+	must(t, err)
+	if len(l.Rootfs) != 1 || l.Rootfs[0].MountPoint != mp || l.Rootfs[0].PodId != "p1" {
+		t.Errorf("ListRootfs = %v", l.Rootfs)
+	}
+
+	// The record is in the volatile file; the overlay has no "volatile".
+	vol, err := os.ReadFile(filepath.Join(e.cfg.Root, e.cfg.StorageDriver+"-containers", "volatile-containers.json"))
+	must(t, err)
+	if !strings.Contains(string(vol), `"c1"`) {
+		t.Errorf("volatile-containers.json lacks c1: %s", vol)
+	}
+	if opts := mountOptions(t, mp); opts == "" || strings.Contains(opts, "volatile") {
+		t.Errorf("overlay at %s mounted with %q", mp, opts)
+	}
+
+	// Mounted once: one unmount unmounts.
+	_, err = e.rootfs.UnmountRootfs(ctx, &imagev1.UnmountRootfsRequest{ContainerId: "c1"})
+	must(t, err)
+	if _, err := os.Stat(filepath.Join(mp, "bin", "busybox")); err == nil {
+		t.Error("still mounted after one UnmountRootfs")
+	}
+	_, err = e.rootfs.RemoveRootfs(ctx, &imagev1.RemoveRootfsRequest{ContainerId: "c1"})
+	must(t, err)
+
+	// A missing image creates nothing.
+	_, err = e.rootfs.CreateRootfs(ctx, &imagev1.CreateRootfsRequest{ContainerId: "c2", Image: "pause:3.10", Mount: true})
+	if status.Code(err) != codes.NotFound {
+		t.Errorf("create with mount on a missing image: %v", err)
+	}
+	l, err = e.rootfs.ListRootfs(ctx, &imagev1.ListRootfsRequest{})
+	must(t, err)
+	if len(l.Rootfs) != 0 {
+		t.Errorf("ListRootfs after removal = %v", l.Rootfs)
+	}
+}
+
+// mountOptions returns the super options of the mount at dir, "" if none.
+func mountOptions(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	must(t, err)
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && f[4] == dir {
+			return f[len(f)-1]
+		}
+	}
+	return ""
 }

@@ -56,6 +56,11 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, b bus.Bus)
 	} else if n > 0 {
 		log.Info("removed unreferenced layers", "layers", n)
 	}
+	// Directories without records: what a machine crash can leave of a
+	// container layer, whose records are written without fsync.
+	if err := st.GarbageCollect(); err != nil {
+		log.Warn("collect unrecorded storage directories", flog.KeyError, err)
+	}
 	imgs := images.New(images.Options{
 		Store:                st,
 		System:               store.SystemContext(cfg),
