@@ -177,15 +177,48 @@ func (s *Service) toCRI(img *storage.Image) (*runtimeapi.Image, error) {
 }
 
 // Info describes an image for image.v1 (sandboxd builds the OCI spec from
-// its config).
+// its config). An image id names one config and one set of layers, so its
+// config and size are read once and kept; the names are the image's
+// current ones.
 func (s *Service) Info(img *storage.Image) (*imagev1.ImageInfo, error) {
-	c, err := s.toCRI(img)
+	st, err := s.static(img)
 	if err != nil {
 		return nil, err
+	}
+	tags, digests := repoTagsDigests(img)
+	return &imagev1.ImageInfo{Id: img.ID, RepoTags: tags, RepoDigests: digests, ConfigJson: st.config, Size: st.size}, nil
+}
+
+// imageStatic is what never changes for an image id.
+type imageStatic struct {
+	config []byte
+	size   uint64
+}
+
+// maxInfoCache bounds the cache of Info; past it the cache starts afresh.
+const maxInfoCache = 512
+
+func (s *Service) static(img *storage.Image) (imageStatic, error) {
+	s.infoMu.Lock()
+	st, ok := s.info[img.ID]
+	s.infoMu.Unlock()
+	if ok {
+		return st, nil
+	}
+	c, err := s.toCRI(img)
+	if err != nil {
+		return st, err
 	}
 	_, cfg, err := s.config(img)
 	if err != nil {
-		return nil, err
+		return st, err
 	}
-	return &imagev1.ImageInfo{Id: img.ID, RepoTags: c.RepoTags, RepoDigests: c.RepoDigests, ConfigJson: cfg, Size: c.Size}, nil
+	st = imageStatic{config: cfg, size: c.Size}
+	s.infoMu.Lock()
+	if s.info == nil || len(s.info) >= maxInfoCache {
+		s.info = map[string]imageStatic{}
+	}
+	s.info[img.ID] = st
+	s.infoMu.Unlock()
+	return st, nil
 }

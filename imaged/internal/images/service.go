@@ -40,6 +40,9 @@ type Service struct {
 	// (its layer exists a moment before its container record does) and for
 	// writing while unreferenced layers are collected.
 	layers sync.RWMutex
+
+	infoMu sync.Mutex
+	info   map[string]imageStatic // Info's config and size by image id
 }
 
 // HoldLayers keeps layer collection away until the returned func is called.
