@@ -1,4 +1,4 @@
-// flotilla-shim: one small process per container (see shim/PROTOCOL.md).
+// flotilla-shim: one small process per container (see proto/shim/PROTOCOL.md).
 // C11 + glibc, no other libraries, one epoll loop, no threads.
 #include <errno.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-// flotilla-shim internals (see shim/PROTOCOL.md and README.md).
+// flotilla-shim internals (see proto/shim/PROTOCOL.md and README.md).
 #ifndef FLOTILLA_SHIM_H
 #define FLOTILLA_SHIM_H
 

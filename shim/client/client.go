@@ -1,6 +1,6 @@
 // Package client is the typed Go client sandboxd uses to drive
 // flotilla-shim, one small C process per container (shim/c/, contract in
-// shim/PROTOCOL.md). The shim runs `runtime create` and `runtime start`,
+// proto/shim/PROTOCOL.md). The shim runs `runtime create` and `runtime start`,
 // holds the container's stdio, writes the CRI log, serves attach and
 // records the exit; this package runs the runtime itself for kill, delete,
 // update and exec (as the caller's child).

@@ -24,7 +24,7 @@ import (
 )
 
 // conn is what a Client holds: the shim's state dir (its control socket
-// answers one request per connection, see shim/PROTOCOL.md), the runtime
+// answers one request per connection, see proto/shim/PROTOCOL.md), the runtime
 // the client itself runs for kill, delete, update and exec, and the exec
 // sessions this client started.
 type conn struct {
@@ -131,7 +131,7 @@ func validate(o *SpawnOptions) error {
 	return nil
 }
 
-// shimArgs renders o as the shim's command line (shim/PROTOCOL.md).
+// shimArgs renders o as the shim's command line (proto/shim/PROTOCOL.md).
 func shimArgs(o SpawnOptions) []string {
 	args := []string{"--id", o.ID, "--bundle", o.Bundle, "--state-dir", o.StateDir, "--runtime", o.Runtime,
 		"--timeout-ms", strconv.FormatInt(o.Timeout.Milliseconds(), 10)}

@@ -1,4 +1,4 @@
-"""Helpers to drive flotilla-shim (shim/PROTOCOL.md) by hand: root, runc, a busybox rootfs.
+"""Helpers to drive flotilla-shim (proto/shim/PROTOCOL.md) by hand: root, runc, a busybox rootfs.
 
 Environment: SHIM (binary), RUNC (runtime), BASE (scratch dir, default /tmp/cs), ROOTFS.
 """

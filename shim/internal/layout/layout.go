@@ -16,7 +16,7 @@ import (
 
 // Files in a shim's state directory (created by the client, mode 0700).
 const (
-	// SocketFile is the control socket (mode 0600, shim/PROTOCOL.md).
+	// SocketFile is the control socket (mode 0600, proto/shim/PROTOCOL.md).
 	SocketFile = "shim.sock"
 	// AttachSocketFile serves the container's own stdio (mode 0600).
 	AttachSocketFile = "attach.sock"
