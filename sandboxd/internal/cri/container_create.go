@@ -94,12 +94,13 @@ func (s *Service) createContainer(ctx context.Context, p *sandbox, cfg *runtimea
 	if s.Rootfs == nil {
 		return nil, fmt.Errorf("container rootfs: imaged is not configured: %w", errdefs.ErrUnavailable)
 	}
+	// One call creates and mounts the container layer.
 	created, err := s.Rootfs.CreateRootfs(ctx, &imagev1.CreateRootfsRequest{ContainerId: id, Image: cfg.GetImage().GetImage(),
-		PodId: pod.ID, Name: cfg.GetMetadata().GetName()})
+		PodId: pod.ID, Name: cfg.GetMetadata().GetName(), Mount: true})
 	if err != nil {
 		return nil, fmt.Errorf("create rootfs from image %q: %w", cfg.GetImage().GetImage(), err)
 	}
-	ph.Mark("create_rootfs")
+	ph.Mark("create_mount_rootfs")
 	cleanups = append(cleanups, func() {
 		rctx, cancel := timeout(ctx, callTimeout)
 		defer cancel()
@@ -107,11 +108,14 @@ func (s *Service) createContainer(ctx context.Context, p *sandbox, cfg *runtimea
 			log.Warn("remove rootfs after failed create", flog.KeyError, err)
 		}
 	})
-	mounted, err := s.Rootfs.MountRootfs(ctx, &imagev1.MountRootfsRequest{ContainerId: id})
-	if err != nil {
-		return nil, fmt.Errorf("mount rootfs: %w", err)
+	rootfs := created.GetRootfs().GetMountPoint()
+	if rootfs == "" { // an imaged that predates CreateRootfsRequest.mount
+		mounted, err := s.Rootfs.MountRootfs(ctx, &imagev1.MountRootfsRequest{ContainerId: id})
+		if err != nil {
+			return nil, fmt.Errorf("mount rootfs: %w", err)
+		}
+		rootfs = mounted.GetMountPoint()
 	}
-	ph.Mark("mount_rootfs")
 	img, err := oci.ParseImageConfig(created.GetImage().GetConfigJson())
 	if err != nil {
 		return nil, err
@@ -119,7 +123,7 @@ func (s *Service) createContainer(ctx context.Context, p *sandbox, cfg *runtimea
 	if err := createHostPaths(cfg.GetMounts()); err != nil {
 		return nil, err
 	}
-	spec, err := s.buildSpec(p, &pod, id, cfg, img, mounted.GetMountPoint(), infra)
+	spec, err := s.buildSpec(p, &pod, id, cfg, img, rootfs, infra)
 	if err != nil {
 		return nil, err
 	}
