@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	flog "flotilla.dev/lib/log"
@@ -115,6 +116,26 @@ func (s *Service) runPod(ctx context.Context, req *runtimeapi.RunPodSandboxReque
 	}
 	cleanups = append(cleanups, func() { _ = os.RemoveAll(dir) })
 
+	// The network (netd: netns + CNI ADD, the longest step) is set up while
+	// the IPC/UTS namespaces are pinned and /dev/shm is mounted.
+	var waitNet func() netResult
+	if !hostNet {
+		if s.Net == nil {
+			return "", fmt.Errorf("pod network: netd is not configured: %w", errdefs.ErrUnavailable)
+		}
+		waitNet = s.setupNetwork(ctx, setupRequest(id, cfg, parent, handler))
+		// From here on a failure tears the network down, once SetupPod
+		// returned (a pod netd never set up tears down as a no-op).
+		cleanups = append(cleanups, func() {
+			waitNet()
+			tctx, cancel := timeout(ctx, callTimeout)
+			defer cancel()
+			if _, err := s.Net.TeardownPod(tctx, &netv1.TeardownPodRequest{PodId: id}); err != nil {
+				log.Warn("tear down pod network after failed run", flog.KeyError, err)
+			}
+		})
+	}
+
 	// Without a hostname (or on the host network) the pod takes the node's,
 	// as CRI-O does.
 	hostname := cfg.GetHostname()
@@ -145,28 +166,17 @@ func (s *Service) runPod(ctx context.Context, req *runtimeapi.RunPodSandboxReque
 		ph.Mark("shm")
 	}
 
-	if !hostNet {
-		if s.Net == nil {
-			return "", fmt.Errorf("pod network: netd is not configured: %w", errdefs.ErrUnavailable)
+	if waitNet != nil {
+		r := waitNet()
+		ph.Mark("network_wait")   // beyond the steps above, which ran meanwhile
+		ph.Add("network", r.took) // netd's SetupPod as sandboxd saw it
+		if r.err != nil {
+			return "", fmt.Errorf("set up pod network: %w", r.err)
 		}
-		nctx, cancel := timeout(ctx, callTimeout)
-		resp, err := s.Net.SetupPod(nctx, setupRequest(id, cfg, parent, handler))
-		cancel()
-		if err != nil {
-			return "", fmt.Errorf("set up pod network: %w", err)
-		}
-		cleanups = append(cleanups, func() {
-			tctx, cancel := timeout(ctx, callTimeout)
-			defer cancel()
-			if _, err := s.Net.TeardownPod(tctx, &netv1.TeardownPodRequest{PodId: id}); err != nil {
-				log.Warn("tear down pod network after failed run", flog.KeyError, err)
-			}
-		})
-		rec.NetNS, rec.IPs = resp.GetNetwork().GetNetnsPath(), resp.GetNetwork().GetIps()
+		rec.NetNS, rec.IPs = r.resp.GetNetwork().GetNetnsPath(), r.resp.GetNetwork().GetIps()
 		if rec.NetNS == "" {
 			return "", errors.New("set up pod network: netd returned no netns path")
 		}
-		ph.Mark("network")
 	}
 
 	if err := writeResolvConf(filepath.Join(dir, "resolv.conf"), cfg.GetDnsConfig()); err != nil {
@@ -205,6 +215,26 @@ func (s *Service) runPod(ctx context.Context, req *runtimeapi.RunPodSandboxReque
 	s.publishPod(p, "created")
 	s.publishPod(p, "started")
 	return id, nil
+}
+
+type netResult struct {
+	resp *netv1.SetupPodResponse
+	err  error
+	took time.Duration
+}
+
+// setupNetwork calls netd's SetupPod in the background; the returned
+// function waits for its result (any number of times).
+func (s *Service) setupNetwork(ctx context.Context, req *netv1.SetupPodRequest) func() netResult {
+	ch := make(chan netResult, 1)
+	start := time.Now()
+	go func() {
+		nctx, cancel := timeout(ctx, callTimeout)
+		defer cancel()
+		resp, err := s.Net.SetupPod(nctx, req)
+		ch <- netResult{resp: resp, err: err, took: time.Since(start)}
+	}()
+	return sync.OnceValue(func() netResult { return <-ch })
 }
 
 func setupRequest(id string, cfg *runtimeapi.PodSandboxConfig, parent, handler string) *netv1.SetupPodRequest {
