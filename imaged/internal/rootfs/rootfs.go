@@ -47,15 +47,17 @@ func checkID(id string) error {
 // With req.Mount it also mounts it (as MountRootfs), and a fresh layer
 // whose mount fails is deleted again.
 //
-// Container layers are volatile (c/storage ContainerOptions.Volatile): their
-// records go to volatile-containers.json and volatile-layers.json under the
-// graph root, written without fsync, and the overlay is mounted with
-// "volatile" (no syncs of the upper directory). A restart of imaged finds
-// them like any other; a clean reboot keeps them; a crash of the machine may
-// lose the latest records (the layer then is gone and sandboxd's recovery
-// treats its container as lost, as after any missing rootfs) and the
-// container's unsynced writes — what a Kubernetes node accepts for a
-// container's writable layer, which it never reuses after a node failure.
+// Container layers are volatile: the store is a c/storage transient store,
+// so their records (volatile-containers.json, volatile-layers.json) live in
+// the run root and are written without fsync; images stay in the graph root.
+// A restart of imaged finds every layer (ListRootfs, for sandboxd to
+// reconcile). A reboot (the run root is a tmpfs on a node) loses the
+// records; imaged's start-up collection (storage GarbageCollect) removes the
+// layers' directories, and sandboxd finds its containers' rootfs missing and
+// treats them as lost, as CRI-O with a transient store does: a Kubernetes
+// node recreates containers after a reboot and never reuses their writable
+// layers. Overlays are mounted without "volatile" (store DisableVolatile), so
+// a container's own syncs work.
 func (s *Service) CreateRootfs(ctx context.Context, req *imagev1.CreateRootfsRequest) (*imagev1.CreateRootfsResponse, error) {
 	if err := checkID(req.GetContainerId()); err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"flotilla.dev/imaged/internal/store"
@@ -90,5 +91,63 @@ func TestRestartKeepsStoreAndCollectsOrphans(t *testing.T) {
 		t.Errorf("mount point moved: %s -> %s", m.MountPoint, m2.MountPoint)
 	}
 	_, err = e.rootfs.RemoveRootfs(ctx, &imagev1.RemoveRootfsRequest{ContainerId: "kept"})
+	must(t, err)
+}
+
+// A reboot empties the run root (a tmpfs on a node): container layers'
+// records live there (transient store), so they are gone with it and the
+// start-up collection removes their directories; images stay.
+func TestRebootDropsContainerLayers(t *testing.T) {
+	reg := startRegistry(t, registry.Options{Images: []string{"busybox"}})
+	e := newEnv(t, reg, envOpts{})
+	ctx := ctxT(t)
+	id, err := e.pull(ctx, "busybox", nil)
+	must(t, err)
+	cr, err := e.rootfs.CreateRootfs(ctx, &imagev1.CreateRootfsRequest{ContainerId: "c1", Image: id, PodId: "p", Mount: true})
+	must(t, err)
+	layerDir := filepath.Join(e.cfg.Root, e.cfg.StorageDriver, cr.Rootfs.LayerId)
+	if _, err := os.Stat(layerDir); err != nil {
+		t.Fatal(err)
+	}
+	e.stop()
+
+	// The reboot: every mount under the test's directory goes, and the
+	// run root is empty again.
+	dir := filepath.Dir(e.cfg.Root)
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	must(t, err)
+	var mounts []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			mounts = append(mounts, f[4])
+		}
+	}
+	for i := len(mounts) - 1; i >= 0; i-- {
+		must(t, syscall.Unmount(mounts[i], syscall.MNT_DETACH))
+	}
+	must(t, os.RemoveAll(e.cfg.RunRoot))
+
+	e.start()
+	l, err := e.rootfs.ListRootfs(ctx, &imagev1.ListRootfsRequest{})
+	must(t, err)
+	if len(l.Rootfs) != 0 {
+		t.Errorf("rootfs after reboot: %v", l.Rootfs)
+	}
+	if _, err := os.Stat(layerDir); !os.IsNotExist(err) {
+		t.Errorf("container layer directory after reboot: %v", err)
+	}
+	if got := e.status(ctx, "busybox"); got.GetId() != id {
+		t.Errorf("image after reboot: %v", got)
+	}
+	// sandboxd's clean-up of a lost container succeeds, and the id can be
+	// used again.
+	_, err = e.rootfs.RemoveRootfs(ctx, &imagev1.RemoveRootfsRequest{ContainerId: "c1"})
+	must(t, err)
+	again, err := e.rootfs.CreateRootfs(ctx, &imagev1.CreateRootfsRequest{ContainerId: "c1", Image: id, Mount: true})
+	must(t, err)
+	if _, err := os.Stat(filepath.Join(again.Rootfs.GetMountPoint(), "bin", "busybox")); err != nil {
+		t.Errorf("rootfs created after reboot: %v", err)
+	}
+	_, err = e.rootfs.RemoveRootfs(ctx, &imagev1.RemoveRootfsRequest{ContainerId: "c1"})
 	must(t, err)
 }

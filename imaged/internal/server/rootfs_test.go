@@ -120,8 +120,8 @@ func TestRootfsLifecycle(t *testing.T) {
 }
 
 // CreateRootfs with mount creates and mounts in one call (what sandboxd's
-// CreateContainer does); the container's records are volatile (no fsync) but
-// its overlay is not mounted "volatile".
+// CreateContainer does); the container's records are volatile (run root, no
+// fsync) but its overlay is not mounted "volatile".
 func TestRootfsCreateWithMount(t *testing.T) {
 	reg := startRegistry(t, registry.Options{Images: []string{"busybox"}})
 	e := newEnv(t, reg, envOpts{})
@@ -157,8 +157,9 @@ func TestRootfsCreateWithMount(t *testing.T) {
 		t.Errorf("ListRootfs = %v", l.Rootfs)
 	}
 
-	// The record is in the volatile file; the overlay has no "volatile".
-	vol, err := os.ReadFile(filepath.Join(e.cfg.Root, e.cfg.StorageDriver+"-containers", "volatile-containers.json"))
+	// The record is in the volatile file in the run root; the overlay has
+	// no "volatile".
+	vol, err := os.ReadFile(filepath.Join(e.cfg.RunRoot, e.cfg.StorageDriver+"-containers", "volatile-containers.json"))
 	must(t, err)
 	if !strings.Contains(string(vol), `"c1"`) {
 		t.Errorf("volatile-containers.json lacks c1: %s", vol)

@@ -24,10 +24,14 @@ func Open(cfg *config.Config) (storage.Store, error) {
 		RunRoot:         cfg.RunRoot,
 		GraphRoot:       cfg.Root,
 		GraphDriverName: cfg.StorageDriver,
-		// Container layers are created volatile (no fsync of their
-		// records, see rootfs.CreateRootfs); their overlays are mounted
-		// without "volatile", so a container's own syncs still reach the
-		// disk, and the mount is faster.
+		// Container layers' records live in the run root (tmpfs on a
+		// node) and are written without fsync: a restart of imaged keeps
+		// them, a reboot loses them and the start-up collection removes
+		// their directories (see rootfs.CreateRootfs). Images stay in
+		// the graph root, fsynced.
+		TransientStore: true,
+		// Their overlays are mounted without "volatile": a container's
+		// own syncs still reach the disk, and the mount is faster.
 		DisableVolatile: true,
 	})
 	if err != nil {
