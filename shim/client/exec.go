@@ -306,21 +306,7 @@ func (c *conn) runExec(ctx context.Context, sess *execSession, o ExecOptions, s 
 			defer r.Close()
 			stdinW = w
 			sio.in = r
-			go func() {
-				buf := make([]byte, 32<<10)
-				for {
-					n, err := s.Stdin.Read(buf)
-					if n > 0 {
-						if _, werr := w.Write(buf[:n]); werr != nil {
-							return
-						}
-					}
-					if err != nil {
-						w.Close()
-						return
-					}
-				}
-			}()
+			go copyInput(s.Stdin, writeAll(w), func() { w.Close() })
 		}
 	}
 	args = append(args, c.rt.id)
@@ -338,6 +324,26 @@ func (c *conn) runExec(ctx context.Context, sess *execSession, o ExecOptions, s 
 		return Exit{}, fmt.Errorf("exec %s in container %s: %w", o.ID, c.rt.id, err)
 	}
 	return Exit{Code: int32(code), ExitedAt: time.Now().UTC()}, nil
+}
+
+// copyInput copies src through write until either fails; when src ends (EOF
+// or an error) it calls end.
+func copyInput(src io.Reader, write func([]byte) error, end func()) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && write(buf[:n]) != nil {
+			return
+		}
+		if err != nil {
+			end()
+			return
+		}
+	}
+}
+
+func writeAll(w io.Writer) func([]byte) error {
+	return func(b []byte) error { _, err := w.Write(b); return err }
 }
 
 type discard struct{}
@@ -365,21 +371,8 @@ func (s *execSession) resize(sz Size) error {
 // reads EIO, then closes it.
 func pumpTty(sess *execSession, master *os.File, stdin bool, s Streams) {
 	if stdin && s.Stdin != nil {
-		go func() {
-			buf := make([]byte, 32<<10)
-			for {
-				n, err := s.Stdin.Read(buf)
-				if n > 0 {
-					if _, werr := master.Write(buf[:n]); werr != nil {
-						return
-					}
-				}
-				if err != nil {
-					_, _ = master.Write([]byte{4}) // ^D: EOF on the terminal
-					return
-				}
-			}
-		}()
+		// At the end of the input, ^D: EOF on the terminal.
+		go copyInput(s.Stdin, writeAll(master), func() { _, _ = master.Write([]byte{4}) })
 	}
 	out := s.Stdout
 	if out == nil {
@@ -465,19 +458,8 @@ func stream(ctx context.Context, path string, s Streams) (int32, error) {
 		return frame.Write(conn, typ, p)
 	}
 	if s.Stdin != nil {
-		go func() {
-			buf := make([]byte, 32<<10)
-			for {
-				n, err := s.Stdin.Read(buf)
-				if n > 0 && send(frame.Stdin, buf[:n]) != nil {
-					return
-				}
-				if err != nil {
-					_ = send(frame.CloseStdin, nil)
-					return
-				}
-			}
-		}()
+		go copyInput(s.Stdin, func(b []byte) error { return send(frame.Stdin, b) },
+			func() { _ = send(frame.CloseStdin, nil) })
 	}
 	if s.Resize != nil {
 		go func() {
