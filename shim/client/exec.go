@@ -219,6 +219,19 @@ func (c *conn) exec(ctx context.Context, o ExecOptions, s Streams) (Exit, error)
 	}
 	q := *o.Process
 	q.Terminal = o.Tty
+	// A size already waiting is the terminal's size from its creation on:
+	// the process may read it before the runtime relays any resize.
+	var initial *Size
+	if o.Tty && s.Resize != nil {
+		select {
+		case sz, ok := <-s.Resize:
+			if ok {
+				initial = &sz
+				q.ConsoleSize = &specs.Box{Height: uint(sz.Height), Width: uint(sz.Width)}
+			}
+		default:
+		}
+	}
 	procFile, pidFile, err := c.processFile("exec", &q)
 	if err != nil {
 		return Exit{}, err
@@ -233,7 +246,7 @@ func (c *conn) exec(ctx context.Context, o ExecOptions, s Streams) (Exit, error)
 	}
 	c.execs[o.ID] = sess
 	c.mu.Unlock()
-	exit, err := c.runExec(ctx, sess, o, s, procFile, pidFile)
+	exit, err := c.runExec(ctx, sess, o, s, procFile, pidFile, initial)
 	c.mu.Lock()
 	if err != nil {
 		delete(c.execs, o.ID)
@@ -254,7 +267,7 @@ func (c *conn) exec(ctx context.Context, o ExecOptions, s Streams) (Exit, error)
 // process gets pipes; with one, the runtime gets the slave of a pty this
 // client opens as its stdio and relays it to the process's own terminal
 // (it follows its stdin's window size on SIGWINCH).
-func (c *conn) runExec(ctx context.Context, sess *execSession, o ExecOptions, s Streams, procFile, pidFile string) (Exit, error) {
+func (c *conn) runExec(ctx context.Context, sess *execSession, o ExecOptions, s Streams, procFile, pidFile string, initial *Size) (Exit, error) {
 	args := []string{"exec", "--process", procFile, "--pid-file", pidFile}
 	sio := &stdio{process: true, cancel: func() { killPidFile(pidFile) }}
 	var pump sync.WaitGroup
@@ -265,6 +278,15 @@ func (c *conn) runExec(ctx context.Context, sess *execSession, o ExecOptions, s 
 			return Exit{}, fmt.Errorf("exec %s: %w", o.ID, err)
 		}
 		slave = sl
+		if initial != nil {
+			// The runtime copies its stdin's size to the process's terminal
+			// when it starts: keep them equal.
+			if err := setWinsize(master, *initial); err != nil {
+				master.Close()
+				slave.Close()
+				return Exit{}, fmt.Errorf("exec %s: %w", o.ID, err)
+			}
+		}
 		args = append(args, "--tty")
 		sio.in, sio.outW, sio.errW = slave, slave, slave
 		sess.mu.Lock()
