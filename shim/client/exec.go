@@ -156,7 +156,10 @@ func (c *conn) execSync(ctx context.Context, p *specs.Process, timeout time.Dura
 	if err != nil {
 		return ExecSyncResult{}, fmt.Errorf("exec in container %s: %w", c.rt.id, err)
 	}
-	return ExecSyncResult{Stdout: out.b, Stderr: errOut.b, ExitCode: int32(code), TimedOut: timedOut.Load()}, nil
+	// Timed out only when the timer's kill ended it: a process that exited
+	// on its own just as the timer fired did not time out.
+	killed := timedOut.Load() && code == 128+int(syscall.SIGKILL)
+	return ExecSyncResult{Stdout: out.b, Stderr: errOut.b, ExitCode: int32(code), TimedOut: killed}, nil
 }
 
 func (c *conn) lookupExec(id string) (*execSession, error) {
