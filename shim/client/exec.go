@@ -151,8 +151,8 @@ func (c *conn) execSync(ctx context.Context, p *specs.Process, timeout time.Dura
 		})
 		defer t.Stop()
 	}
-	io := &stdio{outW: &out, errW: &errOut, process: true, cancel: func() { killPidFile(pidFile) }}
-	code, err := c.rt.runStatus(ctx, io, "exec", "--process", procFile, "--pid-file", pidFile, c.rt.id)
+	sio := &stdio{outW: &out, errW: &errOut, process: true, cancel: func() { killPidFile(pidFile) }}
+	code, err := c.rt.runStatus(ctx, sio, "exec", "--process", procFile, "--pid-file", pidFile, c.rt.id)
 	if err != nil {
 		return ExecSyncResult{}, fmt.Errorf("exec in container %s: %w", c.rt.id, err)
 	}
