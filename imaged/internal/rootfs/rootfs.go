@@ -226,3 +226,34 @@ func (s *Service) ListRootfs(ctx context.Context, _ *imagev1.ListRootfsRequest) 
 	}
 	return out, nil
 }
+
+// RootfsUsage reports the bytes and inodes in each container layer's
+// writable part (the overlay upper directory), through the storage driver.
+func (s *Service) RootfsUsage(ctx context.Context, req *imagev1.RootfsUsageRequest) (*imagev1.RootfsUsageResponse, error) {
+	for _, id := range req.GetContainerIds() {
+		if err := checkID(id); err != nil {
+			return nil, err
+		}
+	}
+	driver, err := s.store.GraphDriver()
+	if err != nil {
+		return nil, fmt.Errorf("rootfs usage: %w", err)
+	}
+	out := &imagev1.RootfsUsageResponse{Mountpoint: s.store.GraphRoot()}
+	for _, id := range req.GetContainerIds() {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		c, err := s.store.Container(id)
+		if err != nil {
+			continue // not ours (any more)
+		}
+		u, err := driver.ReadWriteDiskUsage(c.LayerID)
+		if err != nil {
+			continue // removed meanwhile
+		}
+		out.Usage = append(out.Usage, &imagev1.RootfsUsage{ContainerId: id,
+			UsedBytes: uint64(max(u.Size, 0)), InodesUsed: uint64(max(u.InodeCount, 0))})
+	}
+	return out, nil
+}

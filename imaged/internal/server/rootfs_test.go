@@ -202,3 +202,36 @@ func mountOptions(t *testing.T, dir string) string {
 	}
 	return ""
 }
+
+// RootfsUsage counts what a container wrote into its layer, not the image.
+func TestRootfsUsage(t *testing.T) {
+	reg := startRegistry(t, registry.Options{Images: []string{"busybox"}})
+	e := newEnv(t, reg, envOpts{})
+	ctx := ctxT(t)
+	_, err := e.pull(ctx, "busybox", nil)
+	must(t, err)
+	cr, err := e.rootfs.CreateRootfs(ctx, &imagev1.CreateRootfsRequest{ContainerId: "u1", Image: "busybox", Mount: true})
+	must(t, err)
+	defer e.rootfs.RemoveRootfs(ctx, &imagev1.RemoveRootfsRequest{ContainerId: "u1"})
+	usage := func() *imagev1.RootfsUsage {
+		t.Helper()
+		r, err := e.rootfs.RootfsUsage(ctx, &imagev1.RootfsUsageRequest{ContainerIds: []string{"u1", "unknown"}})
+		must(t, err)
+		if len(r.Usage) != 1 || r.Usage[0].ContainerId != "u1" || r.Mountpoint != e.cfg.Root {
+			t.Fatalf("RootfsUsage = %v (graph root %s)", r, e.cfg.Root)
+		}
+		return r.Usage[0]
+	}
+	before := usage()
+	if before.UsedBytes > 64<<10 {
+		t.Errorf("a fresh layer holds %d bytes: the image is counted", before.UsedBytes)
+	}
+	must(t, os.WriteFile(filepath.Join(cr.Rootfs.GetMountPoint(), "big"), make([]byte, 3_000_000), 0o644))
+	after := usage()
+	if after.UsedBytes < before.UsedBytes+3_000_000 || after.InodesUsed < before.InodesUsed+1 {
+		t.Errorf("usage after writing 3 MB: %v, before %v", after, before)
+	}
+	if _, err := e.rootfs.RootfsUsage(ctx, &imagev1.RootfsUsageRequest{ContainerIds: []string{"../x"}}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("bad id: %v", err)
+	}
+}

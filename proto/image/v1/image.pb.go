@@ -656,6 +656,164 @@ func (x *ImageInfo) GetSize() uint64 {
 	return 0
 }
 
+type RootfsUsageRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ContainerIds  []string               `protobuf:"bytes,1,rep,name=container_ids,json=containerIds,proto3" json:"container_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RootfsUsageRequest) Reset() {
+	*x = RootfsUsageRequest{}
+	mi := &file_image_v1_image_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RootfsUsageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RootfsUsageRequest) ProtoMessage() {}
+
+func (x *RootfsUsageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_image_v1_image_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RootfsUsageRequest.ProtoReflect.Descriptor instead.
+func (*RootfsUsageRequest) Descriptor() ([]byte, []int) {
+	return file_image_v1_image_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RootfsUsageRequest) GetContainerIds() []string {
+	if x != nil {
+		return x.ContainerIds
+	}
+	return nil
+}
+
+type RootfsUsageResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The filesystem the layers live on, as ImageFsInfo names it (the store's
+	// graph root).
+	Mountpoint    string         `protobuf:"bytes,1,opt,name=mountpoint,proto3" json:"mountpoint,omitempty"`
+	Usage         []*RootfsUsage `protobuf:"bytes,2,rep,name=usage,proto3" json:"usage,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RootfsUsageResponse) Reset() {
+	*x = RootfsUsageResponse{}
+	mi := &file_image_v1_image_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RootfsUsageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RootfsUsageResponse) ProtoMessage() {}
+
+func (x *RootfsUsageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_image_v1_image_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RootfsUsageResponse.ProtoReflect.Descriptor instead.
+func (*RootfsUsageResponse) Descriptor() ([]byte, []int) {
+	return file_image_v1_image_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RootfsUsageResponse) GetMountpoint() string {
+	if x != nil {
+		return x.Mountpoint
+	}
+	return ""
+}
+
+func (x *RootfsUsageResponse) GetUsage() []*RootfsUsage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+type RootfsUsage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ContainerId   string                 `protobuf:"bytes,1,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	UsedBytes     uint64                 `protobuf:"varint,2,opt,name=used_bytes,json=usedBytes,proto3" json:"used_bytes,omitempty"`
+	InodesUsed    uint64                 `protobuf:"varint,3,opt,name=inodes_used,json=inodesUsed,proto3" json:"inodes_used,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RootfsUsage) Reset() {
+	*x = RootfsUsage{}
+	mi := &file_image_v1_image_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RootfsUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RootfsUsage) ProtoMessage() {}
+
+func (x *RootfsUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_image_v1_image_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RootfsUsage.ProtoReflect.Descriptor instead.
+func (*RootfsUsage) Descriptor() ([]byte, []int) {
+	return file_image_v1_image_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RootfsUsage) GetContainerId() string {
+	if x != nil {
+		return x.ContainerId
+	}
+	return ""
+}
+
+func (x *RootfsUsage) GetUsedBytes() uint64 {
+	if x != nil {
+		return x.UsedBytes
+	}
+	return 0
+}
+
+func (x *RootfsUsage) GetInodesUsed() uint64 {
+	if x != nil {
+		return x.InodesUsed
+	}
+	return 0
+}
+
 var File_image_v1_image_proto protoreflect.FileDescriptor
 
 const file_image_v1_image_proto_rawDesc = "" +
@@ -699,14 +857,28 @@ const file_image_v1_image_proto_rawDesc = "" +
 	"\frepo_digests\x18\x03 \x03(\tR\vrepoDigests\x12\x1f\n" +
 	"\vconfig_json\x18\x04 \x01(\fR\n" +
 	"configJson\x12\x12\n" +
-	"\x04size\x18\x05 \x01(\x04R\x04size2\xee\x03\n" +
+	"\x04size\x18\x05 \x01(\x04R\x04size\"9\n" +
+	"\x12RootfsUsageRequest\x12#\n" +
+	"\rcontainer_ids\x18\x01 \x03(\tR\fcontainerIds\"k\n" +
+	"\x13RootfsUsageResponse\x12\x1e\n" +
+	"\n" +
+	"mountpoint\x18\x01 \x01(\tR\n" +
+	"mountpoint\x124\n" +
+	"\x05usage\x18\x02 \x03(\v2\x1e.flotilla.image.v1.RootfsUsageR\x05usage\"p\n" +
+	"\vRootfsUsage\x12!\n" +
+	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x1d\n" +
+	"\n" +
+	"used_bytes\x18\x02 \x01(\x04R\tusedBytes\x12\x1f\n" +
+	"\vinodes_used\x18\x03 \x01(\x04R\n" +
+	"inodesUsed2\xcc\x04\n" +
 	"\rRootfsService\x12_\n" +
 	"\fCreateRootfs\x12&.flotilla.image.v1.CreateRootfsRequest\x1a'.flotilla.image.v1.CreateRootfsResponse\x12\\\n" +
 	"\vMountRootfs\x12%.flotilla.image.v1.MountRootfsRequest\x1a&.flotilla.image.v1.MountRootfsResponse\x12b\n" +
 	"\rUnmountRootfs\x12'.flotilla.image.v1.UnmountRootfsRequest\x1a(.flotilla.image.v1.UnmountRootfsResponse\x12_\n" +
 	"\fRemoveRootfs\x12&.flotilla.image.v1.RemoveRootfsRequest\x1a'.flotilla.image.v1.RemoveRootfsResponse\x12Y\n" +
 	"\n" +
-	"ListRootfs\x12$.flotilla.image.v1.ListRootfsRequest\x1a%.flotilla.image.v1.ListRootfsResponseB%Z#flotilla.dev/proto/image/v1;imagev1b\x06proto3"
+	"ListRootfs\x12$.flotilla.image.v1.ListRootfsRequest\x1a%.flotilla.image.v1.ListRootfsResponse\x12\\\n" +
+	"\vRootfsUsage\x12%.flotilla.image.v1.RootfsUsageRequest\x1a&.flotilla.image.v1.RootfsUsageResponseB%Z#flotilla.dev/proto/image/v1;imagev1b\x06proto3"
 
 var (
 	file_image_v1_image_proto_rawDescOnce sync.Once
@@ -720,7 +892,7 @@ func file_image_v1_image_proto_rawDescGZIP() []byte {
 	return file_image_v1_image_proto_rawDescData
 }
 
-var file_image_v1_image_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_image_v1_image_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_image_v1_image_proto_goTypes = []any{
 	(*CreateRootfsRequest)(nil),   // 0: flotilla.image.v1.CreateRootfsRequest
 	(*CreateRootfsResponse)(nil),  // 1: flotilla.image.v1.CreateRootfsResponse
@@ -734,26 +906,32 @@ var file_image_v1_image_proto_goTypes = []any{
 	(*ListRootfsResponse)(nil),    // 9: flotilla.image.v1.ListRootfsResponse
 	(*Rootfs)(nil),                // 10: flotilla.image.v1.Rootfs
 	(*ImageInfo)(nil),             // 11: flotilla.image.v1.ImageInfo
+	(*RootfsUsageRequest)(nil),    // 12: flotilla.image.v1.RootfsUsageRequest
+	(*RootfsUsageResponse)(nil),   // 13: flotilla.image.v1.RootfsUsageResponse
+	(*RootfsUsage)(nil),           // 14: flotilla.image.v1.RootfsUsage
 }
 var file_image_v1_image_proto_depIdxs = []int32{
 	10, // 0: flotilla.image.v1.CreateRootfsResponse.rootfs:type_name -> flotilla.image.v1.Rootfs
 	11, // 1: flotilla.image.v1.CreateRootfsResponse.image:type_name -> flotilla.image.v1.ImageInfo
 	10, // 2: flotilla.image.v1.ListRootfsResponse.rootfs:type_name -> flotilla.image.v1.Rootfs
-	0,  // 3: flotilla.image.v1.RootfsService.CreateRootfs:input_type -> flotilla.image.v1.CreateRootfsRequest
-	2,  // 4: flotilla.image.v1.RootfsService.MountRootfs:input_type -> flotilla.image.v1.MountRootfsRequest
-	4,  // 5: flotilla.image.v1.RootfsService.UnmountRootfs:input_type -> flotilla.image.v1.UnmountRootfsRequest
-	6,  // 6: flotilla.image.v1.RootfsService.RemoveRootfs:input_type -> flotilla.image.v1.RemoveRootfsRequest
-	8,  // 7: flotilla.image.v1.RootfsService.ListRootfs:input_type -> flotilla.image.v1.ListRootfsRequest
-	1,  // 8: flotilla.image.v1.RootfsService.CreateRootfs:output_type -> flotilla.image.v1.CreateRootfsResponse
-	3,  // 9: flotilla.image.v1.RootfsService.MountRootfs:output_type -> flotilla.image.v1.MountRootfsResponse
-	5,  // 10: flotilla.image.v1.RootfsService.UnmountRootfs:output_type -> flotilla.image.v1.UnmountRootfsResponse
-	7,  // 11: flotilla.image.v1.RootfsService.RemoveRootfs:output_type -> flotilla.image.v1.RemoveRootfsResponse
-	9,  // 12: flotilla.image.v1.RootfsService.ListRootfs:output_type -> flotilla.image.v1.ListRootfsResponse
-	8,  // [8:13] is the sub-list for method output_type
-	3,  // [3:8] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	14, // 3: flotilla.image.v1.RootfsUsageResponse.usage:type_name -> flotilla.image.v1.RootfsUsage
+	0,  // 4: flotilla.image.v1.RootfsService.CreateRootfs:input_type -> flotilla.image.v1.CreateRootfsRequest
+	2,  // 5: flotilla.image.v1.RootfsService.MountRootfs:input_type -> flotilla.image.v1.MountRootfsRequest
+	4,  // 6: flotilla.image.v1.RootfsService.UnmountRootfs:input_type -> flotilla.image.v1.UnmountRootfsRequest
+	6,  // 7: flotilla.image.v1.RootfsService.RemoveRootfs:input_type -> flotilla.image.v1.RemoveRootfsRequest
+	8,  // 8: flotilla.image.v1.RootfsService.ListRootfs:input_type -> flotilla.image.v1.ListRootfsRequest
+	12, // 9: flotilla.image.v1.RootfsService.RootfsUsage:input_type -> flotilla.image.v1.RootfsUsageRequest
+	1,  // 10: flotilla.image.v1.RootfsService.CreateRootfs:output_type -> flotilla.image.v1.CreateRootfsResponse
+	3,  // 11: flotilla.image.v1.RootfsService.MountRootfs:output_type -> flotilla.image.v1.MountRootfsResponse
+	5,  // 12: flotilla.image.v1.RootfsService.UnmountRootfs:output_type -> flotilla.image.v1.UnmountRootfsResponse
+	7,  // 13: flotilla.image.v1.RootfsService.RemoveRootfs:output_type -> flotilla.image.v1.RemoveRootfsResponse
+	9,  // 14: flotilla.image.v1.RootfsService.ListRootfs:output_type -> flotilla.image.v1.ListRootfsResponse
+	13, // 15: flotilla.image.v1.RootfsService.RootfsUsage:output_type -> flotilla.image.v1.RootfsUsageResponse
+	10, // [10:16] is the sub-list for method output_type
+	4,  // [4:10] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_image_v1_image_proto_init() }
@@ -767,7 +945,7 @@ func file_image_v1_image_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_image_v1_image_proto_rawDesc), len(file_image_v1_image_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

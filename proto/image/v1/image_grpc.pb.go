@@ -28,6 +28,7 @@ const (
 	RootfsService_UnmountRootfs_FullMethodName = "/flotilla.image.v1.RootfsService/UnmountRootfs"
 	RootfsService_RemoveRootfs_FullMethodName  = "/flotilla.image.v1.RootfsService/RemoveRootfs"
 	RootfsService_ListRootfs_FullMethodName    = "/flotilla.image.v1.RootfsService/ListRootfs"
+	RootfsService_RootfsUsage_FullMethodName   = "/flotilla.image.v1.RootfsService/RootfsUsage"
 )
 
 // RootfsServiceClient is the client API for RootfsService service.
@@ -48,6 +49,9 @@ type RootfsServiceClient interface {
 	RemoveRootfs(ctx context.Context, in *RemoveRootfsRequest, opts ...grpc.CallOption) (*RemoveRootfsResponse, error)
 	// ListRootfs lists container layers so sandboxd can reconcile after a restart.
 	ListRootfs(ctx context.Context, in *ListRootfsRequest, opts ...grpc.CallOption) (*ListRootfsResponse, error)
+	// RootfsUsage reports what the writable part of container layers holds
+	// (CRI ContainerStats.writable_layer). Unknown container ids are left out.
+	RootfsUsage(ctx context.Context, in *RootfsUsageRequest, opts ...grpc.CallOption) (*RootfsUsageResponse, error)
 }
 
 type rootfsServiceClient struct {
@@ -108,6 +112,16 @@ func (c *rootfsServiceClient) ListRootfs(ctx context.Context, in *ListRootfsRequ
 	return out, nil
 }
 
+func (c *rootfsServiceClient) RootfsUsage(ctx context.Context, in *RootfsUsageRequest, opts ...grpc.CallOption) (*RootfsUsageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RootfsUsageResponse)
+	err := c.cc.Invoke(ctx, RootfsService_RootfsUsage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RootfsServiceServer is the server API for RootfsService service.
 // All implementations must embed UnimplementedRootfsServiceServer
 // for forward compatibility.
@@ -126,6 +140,9 @@ type RootfsServiceServer interface {
 	RemoveRootfs(context.Context, *RemoveRootfsRequest) (*RemoveRootfsResponse, error)
 	// ListRootfs lists container layers so sandboxd can reconcile after a restart.
 	ListRootfs(context.Context, *ListRootfsRequest) (*ListRootfsResponse, error)
+	// RootfsUsage reports what the writable part of container layers holds
+	// (CRI ContainerStats.writable_layer). Unknown container ids are left out.
+	RootfsUsage(context.Context, *RootfsUsageRequest) (*RootfsUsageResponse, error)
 	mustEmbedUnimplementedRootfsServiceServer()
 }
 
@@ -150,6 +167,9 @@ func (UnimplementedRootfsServiceServer) RemoveRootfs(context.Context, *RemoveRoo
 }
 func (UnimplementedRootfsServiceServer) ListRootfs(context.Context, *ListRootfsRequest) (*ListRootfsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListRootfs not implemented")
+}
+func (UnimplementedRootfsServiceServer) RootfsUsage(context.Context, *RootfsUsageRequest) (*RootfsUsageResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RootfsUsage not implemented")
 }
 func (UnimplementedRootfsServiceServer) mustEmbedUnimplementedRootfsServiceServer() {}
 func (UnimplementedRootfsServiceServer) testEmbeddedByValue()                       {}
@@ -262,6 +282,24 @@ func _RootfsService_ListRootfs_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RootfsService_RootfsUsage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RootfsUsageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RootfsServiceServer).RootfsUsage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RootfsService_RootfsUsage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RootfsServiceServer).RootfsUsage(ctx, req.(*RootfsUsageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RootfsService_ServiceDesc is the grpc.ServiceDesc for RootfsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -288,6 +326,10 @@ var RootfsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListRootfs",
 			Handler:    _RootfsService_ListRootfs_Handler,
+		},
+		{
+			MethodName: "RootfsUsage",
+			Handler:    _RootfsService_RootfsUsage_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

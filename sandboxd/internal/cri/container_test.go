@@ -132,6 +132,11 @@ func TestContainerLifecycle(t *testing.T) {
 	if err != nil || stats.Stats.GetMemory().GetWorkingSetBytes().GetValue() == 0 {
 		t.Errorf("stats %v %v", stats, err)
 	}
+	// This stand-in imaged cannot tell the writable layer's usage: the
+	// stats come without it (TestRealImagesWithImaged has a real imaged).
+	if wl := stats.GetStats().GetWritableLayer(); wl != nil {
+		t.Errorf("writable layer %v from a stand-in without RootfsUsage", wl)
+	}
 
 	if _, err := e.svc.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: 1}); err != nil {
 		t.Fatal(err)

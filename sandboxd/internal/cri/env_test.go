@@ -73,6 +73,11 @@ type testRootfs struct {
 	live   map[string]bool
 }
 
+// RootfsUsage is what an imaged without it answers.
+func (r *testRootfs) RootfsUsage(context.Context, *imagev1.RootfsUsageRequest, ...grpc.CallOption) (*imagev1.RootfsUsageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "RootfsUsage")
+}
+
 func (r *testRootfs) CreateRootfs(_ context.Context, req *imagev1.CreateRootfsRequest, _ ...grpc.CallOption) (*imagev1.CreateRootfsResponse, error) {
 	cfg, ok := r.images[req.Image]
 	if !ok {

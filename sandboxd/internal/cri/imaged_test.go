@@ -100,6 +100,19 @@ func TestRealImagesWithImaged(t *testing.T) {
 	if out, _ := e.execSync(id, "id", "-un", "www-data"); out != "www-data" {
 		t.Errorf("the image's /etc/passwd: %q", out)
 	}
+	// What the container writes shows in its writable layer's usage.
+	if _, code := e.execSync(id, "sh", "-c", "head -c 2000000 /dev/zero > /written"); code != 0 {
+		t.Fatalf("write in the container: exit %d", code)
+	}
+	stats, err := e.svc.ContainerStats(ctx, &runtimeapi.ContainerStatsRequest{ContainerId: id})
+	if wl := stats.GetStats().GetWritableLayer(); err != nil || wl.GetUsedBytes().GetValue() < 2000000 ||
+		wl.GetUsedBytes().GetValue() > 3000000 || wl.GetInodesUsed().GetValue() == 0 || wl.GetFsId().GetMountpoint() == "" {
+		t.Errorf("writable layer %v, %v", wl, err)
+	}
+	ls, err := e.svc.ListContainerStats(ctx, &runtimeapi.ListContainerStatsRequest{})
+	if err != nil || len(ls.Stats) != 1 || ls.Stats[0].GetWritableLayer().GetUsedBytes().GetValue() < 2000000 {
+		t.Errorf("list stats %v %v", ls, err)
+	}
 	st := e.status(id)
 	if st.ImageId == "" || st.ImageRef != st.ImageId {
 		t.Errorf("image id %q ref %q", st.ImageId, st.ImageRef)

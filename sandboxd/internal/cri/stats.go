@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"time"
 
+	flog "flotilla.dev/lib/log"
+	imagev1 "flotilla.dev/proto/image/v1"
 	"flotilla.dev/sandboxd/internal/store"
 	"github.com/opencontainers/cgroups"
 	cgmanager "github.com/opencontainers/cgroups/manager"
@@ -29,14 +31,38 @@ func (s *Service) cgroupPath(r store.Container) string {
 	return filepath.Join(parent, "flotilla-"+r.ID)
 }
 
-func (s *Service) containerStats(c *container) (*runtimeapi.ContainerStats, error) {
+// writableLayers asks imaged what the containers wrote into their layers.
+// Stats go on without it when imaged cannot say (nil map).
+func (s *Service) writableLayers(ctx context.Context, ids []string) map[string]*runtimeapi.FilesystemUsage {
+	if s.Rootfs == nil || len(ids) == 0 {
+		return nil
+	}
+	r, err := s.Rootfs.RootfsUsage(ctx, &imagev1.RootfsUsageRequest{ContainerIds: ids})
+	if err != nil {
+		flog.From(ctx).Debug("writable layer usage unavailable", flog.KeyError, err)
+		return nil
+	}
+	now := time.Now().UnixNano()
+	out := make(map[string]*runtimeapi.FilesystemUsage, len(r.GetUsage()))
+	for _, u := range r.GetUsage() {
+		out[u.GetContainerId()] = &runtimeapi.FilesystemUsage{Timestamp: now,
+			FsId:      &runtimeapi.FilesystemIdentifier{Mountpoint: r.GetMountpoint()},
+			UsedBytes: &runtimeapi.UInt64Value{Value: u.GetUsedBytes()}, InodesUsed: &runtimeapi.UInt64Value{Value: u.GetInodesUsed()}}
+	}
+	return out
+}
+
+// containerStats reads the container's cgroup; wl is its writable layer's
+// usage (nil when unknown).
+func (s *Service) containerStats(c *container, wl *runtimeapi.FilesystemUsage) (*runtimeapi.ContainerStats, error) {
 	r := c.snapshot()
 	now := time.Now().UnixNano()
 	out := &runtimeapi.ContainerStats{
 		Attributes: &runtimeapi.ContainerAttributes{Id: r.ID, Metadata: c.cfg.GetMetadata(),
 			Labels: c.cfg.GetLabels(), Annotations: c.cfg.GetAnnotations()},
-		Cpu:    &runtimeapi.CpuUsage{Timestamp: now},
-		Memory: &runtimeapi.MemoryUsage{Timestamp: now},
+		Cpu:           &runtimeapi.CpuUsage{Timestamp: now},
+		Memory:        &runtimeapi.MemoryUsage{Timestamp: now},
+		WritableLayer: wl,
 	}
 	if r.State != store.ContainerRunning {
 		return out, nil
@@ -65,7 +91,7 @@ func (s *Service) ContainerStats(ctx context.Context, req *runtimeapi.ContainerS
 	if err != nil {
 		return nil, err
 	}
-	st, err := s.containerStats(c)
+	st, err := s.containerStats(c, s.writableLayers(ctx, []string{c.id})[c.id])
 	if err != nil {
 		return nil, err
 	}
@@ -77,12 +103,17 @@ func (s *Service) ListContainerStats(ctx context.Context, req *runtimeapi.ListCo
 	f := req.GetFilter()
 	list := s.listContainers(&runtimeapi.ContainerFilter{Id: f.GetId(), PodSandboxId: f.GetPodSandboxId(), LabelSelector: f.GetLabelSelector()})
 	resp := &runtimeapi.ListContainerStatsResponse{}
+	ids := make([]string, 0, len(list))
+	for _, item := range list {
+		ids = append(ids, item.Id)
+	}
+	wl := s.writableLayers(ctx, ids)
 	for _, item := range list {
 		c, err := s.lookupContainer(item.Id)
 		if err != nil {
 			continue // removed meanwhile
 		}
-		st, err := s.containerStats(c)
+		st, err := s.containerStats(c, wl[item.Id])
 		if err != nil {
 			continue // exited meanwhile
 		}
@@ -97,7 +128,7 @@ func (s *Service) PodSandboxStats(ctx context.Context, req *runtimeapi.PodSandbo
 	if err != nil {
 		return nil, err
 	}
-	return &runtimeapi.PodSandboxStatsResponse{Stats: s.podStats(p)}, nil
+	return &runtimeapi.PodSandboxStatsResponse{Stats: s.podStats(ctx, p)}, nil
 }
 
 // ListPodSandboxStats returns the usage of the pods matching the filter.
@@ -106,24 +137,30 @@ func (s *Service) ListPodSandboxStats(ctx context.Context, req *runtimeapi.ListP
 	resp := &runtimeapi.ListPodSandboxStatsResponse{}
 	for _, item := range s.listPods(&runtimeapi.PodSandboxFilter{Id: f.GetId(), LabelSelector: f.GetLabelSelector()}) {
 		if p, err := s.lookupPod(item.Id); err == nil {
-			resp.Stats = append(resp.Stats, s.podStats(p))
+			resp.Stats = append(resp.Stats, s.podStats(ctx, p))
 		}
 	}
 	return resp, nil
 }
 
-func (s *Service) podStats(p *sandbox) *runtimeapi.PodSandboxStats {
+func (s *Service) podStats(ctx context.Context, p *sandbox) *runtimeapi.PodSandboxStats {
 	r := p.snapshot()
 	now := time.Now().UnixNano()
 	lin := &runtimeapi.LinuxPodSandboxStats{
 		Cpu:    &runtimeapi.CpuUsage{Timestamp: now, UsageCoreNanoSeconds: &runtimeapi.UInt64Value{}},
 		Memory: &runtimeapi.MemoryUsage{Timestamp: now, WorkingSetBytes: &runtimeapi.UInt64Value{}, UsageBytes: &runtimeapi.UInt64Value{}},
 	}
-	for _, c := range s.podContainers(r.ID) {
+	ctrs := s.podContainers(r.ID)
+	ids := make([]string, 0, len(ctrs))
+	for _, c := range ctrs {
+		ids = append(ids, c.id)
+	}
+	wl := s.writableLayers(ctx, ids)
+	for _, c := range ctrs {
 		if c.infra {
 			continue
 		}
-		st, err := s.containerStats(c)
+		st, err := s.containerStats(c, wl[c.id])
 		if err != nil {
 			continue
 		}
