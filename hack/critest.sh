@@ -65,6 +65,10 @@ cleanup() {
 	fi
 	# mounts left under the work directory (e.g. pinned network namespaces of pods not removed)
 	grep -o " $WORK/[^ ]*" /proc/self/mounts 2>/dev/null | sort -r | while read -r m; do umount -l "$m"; done
+	# the fleet's bridge (the CNI bridge plugin creates it and nothing removes it)
+	for b in $(grep -rhoE '"bridge": *"[^"]+"' "$WORK" 2>/dev/null | sed -E 's/.*"([^"]+)"$/\1/' | sort -u); do
+		ip link show "$b" >/dev/null 2>&1 && ip link del "$b"
+	done
 	if [ "$KEEP" = 1 ] || [ "$FAILED" = 1 ]; then
 		echo "critest.sh: logs kept in $WORK" >&2
 	else
