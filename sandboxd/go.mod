@@ -1,15 +1,17 @@
 module flotilla.dev/sandboxd
 
-go 1.26.0
+go 1.26.8
 
 replace (
 	flotilla.dev/lib => ../lib
+	flotilla.dev/netd => ../netd
 	flotilla.dev/proto => ../proto
 	flotilla.dev/shim => ../shim
 )
 
 require (
 	flotilla.dev/lib v0.0.0-00010101000000-000000000000
+	flotilla.dev/netd v0.0.0-00010101000000-000000000000
 	flotilla.dev/proto v0.0.0-00010101000000-000000000000
 	flotilla.dev/shim v0.0.0-00010101000000-000000000000
 	github.com/containerd/errdefs v1.0.0

@@ -4,7 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
+	"flotilla.dev/netd/conflist"
 	"fmt"
 	"os"
 	"os/exec"
@@ -51,15 +51,12 @@ func startNetd(t *testing.T) (netv1.NetServiceClient, string, string) {
 	subnet := "10.215.1.0/24"
 	confDir := filepath.Join(dir, "net.d")
 	os.MkdirAll(confDir, 0o755)
-	conf, _ := json.Marshal(map[string]any{
-		"cniVersion": "1.0.0", "name": "sandboxd-test",
-		"plugins": []any{
-			map[string]any{"type": "bridge", "bridge": bridge, "isGateway": true, "hairpinMode": true,
-				"ipam": map[string]any{"type": "host-local", "dataDir": filepath.Join(dir, "ipam"),
-					"ranges": [][]map[string]any{{{"subnet": subnet}}}, "routes": []map[string]any{{"dst": "0.0.0.0/0"}}}},
-			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
-		},
-	})
+	// The shipped network shape, with portmap as the only chained plugin.
+	conf, err := conflist.Bridge{Name: "sandboxd-test", Bridge: bridge, Subnets: []string{subnet},
+		DataDir: filepath.Join(dir, "ipam"), Chain: []string{"portmap"}}.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
 	os.WriteFile(filepath.Join(confDir, "10-test.conflist"), conf, 0o644)
 	nats, err := bus.StartEmbedded("127.0.0.1:0")
 	if err != nil {
