@@ -45,13 +45,9 @@ func (s *execSession) pid() int {
 	return readPidFile(s.pidFile)
 }
 
+// readPidFile returns the pid in path, 0 until the runtime wrote it.
 func readPidFile(path string) int {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	var pid int
-	fmt.Sscan(strings.TrimSpace(string(data)), &pid)
+	pid, _ := readPid(path)
 	return pid
 }
 
@@ -318,10 +314,10 @@ func (c *conn) runExec(ctx context.Context, sess *execSession, o ExecOptions, s 
 	} else {
 		sio.outW, sio.errW = s.Stdout, s.Stderr
 		if sio.outW == nil {
-			sio.outW = discard{}
+			sio.outW = io.Discard
 		}
 		if sio.errW == nil {
-			sio.errW = discard{}
+			sio.errW = io.Discard
 		}
 		if o.Stdin && s.Stdin != nil {
 			r, w, err := os.Pipe()
@@ -371,10 +367,6 @@ func writeAll(w io.Writer) func([]byte) error {
 	return func(b []byte) error { _, err := w.Write(b); return err }
 }
 
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
 // resize sets the window size of the session's terminal and tells the
 // runtime, which applies it to the process's own terminal.
 func (s *execSession) resize(sz Size) error {
@@ -401,7 +393,7 @@ func pumpTty(sess *execSession, master *os.File, stdin bool, s Streams) {
 	}
 	out := s.Stdout
 	if out == nil {
-		out = discard{}
+		out = io.Discard
 	}
 	_, _ = io.Copy(out, master)
 	sess.mu.Lock()

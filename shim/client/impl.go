@@ -57,8 +57,9 @@ func spawn(ctx context.Context, o SpawnOptions) (*Client, error) {
 	if _, err := os.Stat(filepath.Join(o.StateDir, layout.SocketFile)); err == nil {
 		return nil, fmt.Errorf("spawn shim for %s: state dir %s in use: %w", o.ID, o.StateDir, errdefs.ErrAlreadyExists)
 	}
-	info, _ := json.Marshal(runtimeInfo{ID: o.ID, Runtime: o.Runtime, Root: o.RuntimeRoot})
-	if err := layout.WriteFileAtomic(o.StateDir, layout.RuntimeFile, info, 0o600); err != nil {
+	info := runtimeInfo{ID: o.ID, Runtime: o.Runtime, Root: o.RuntimeRoot}
+	infoJSON, _ := json.Marshal(info)
+	if err := layout.WriteFileAtomic(o.StateDir, layout.RuntimeFile, infoJSON, 0o600); err != nil {
 		return nil, fmt.Errorf("spawn shim for %s: %w", o.ID, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout+5*time.Second)
@@ -89,7 +90,7 @@ func spawn(ctx context.Context, o SpawnOptions) (*Client, error) {
 		return nil, fmt.Errorf("spawn shim for %s: shim exited without a result (%v); see %s: %w",
 			o.ID, rerr, filepath.Join(o.StateDir, layout.ShimLogFile), errdefs.ErrUnavailable)
 	}
-	return newClient(o.StateDir, runtimeInfo{ID: o.ID, Runtime: o.Runtime, Root: o.RuntimeRoot}), nil
+	return newClient(o.StateDir, info), nil
 }
 
 // validate checks o and fills in defaults.
@@ -227,7 +228,12 @@ func readExitFile(stateDir string) (Exit, error) {
 }
 
 func readShimPid(stateDir string) (int, error) {
-	data, err := os.ReadFile(filepath.Join(stateDir, layout.PidFile))
+	return readPid(filepath.Join(stateDir, layout.PidFile))
+}
+
+// readPid reads a pid file (the shim's, or one the runtime wrote).
+func readPid(path string) (int, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return 0, err
 	}
