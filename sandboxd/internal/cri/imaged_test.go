@@ -113,6 +113,15 @@ func TestRealImagesWithImaged(t *testing.T) {
 	if err != nil || len(ls.Stats) != 1 || ls.Stats[0].GetWritableLayer().GetUsedBytes().GetValue() < 2000000 {
 		t.Errorf("list stats %v %v", ls, err)
 	}
+	ps, err := e.svc.PodSandboxStats(ctx, &runtimeapi.PodSandboxStatsRequest{PodSandboxId: podID})
+	if cs := ps.GetStats().GetLinux().GetContainers(); err != nil || len(cs) != 1 || cs[0].GetWritableLayer().GetUsedBytes().GetValue() < 2000000 {
+		t.Errorf("pod stats %v %v", ps, err)
+	}
+	lps, err := e.svc.ListPodSandboxStats(ctx, &runtimeapi.ListPodSandboxStatsRequest{})
+	if err != nil || len(lps.Stats) != 1 || len(lps.Stats[0].GetLinux().GetContainers()) != 1 ||
+		lps.Stats[0].GetLinux().GetContainers()[0].GetWritableLayer().GetUsedBytes().GetValue() < 2000000 {
+		t.Errorf("list pod stats %v %v", lps, err)
+	}
 	st := e.status(id)
 	if st.ImageId == "" || st.ImageRef != st.ImageId {
 		t.Errorf("image id %q ref %q", st.ImageId, st.ImageRef)

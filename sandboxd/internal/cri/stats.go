@@ -128,35 +128,46 @@ func (s *Service) PodSandboxStats(ctx context.Context, req *runtimeapi.PodSandbo
 	if err != nil {
 		return nil, err
 	}
-	return &runtimeapi.PodSandboxStatsResponse{Stats: s.podStats(ctx, p)}, nil
+	return &runtimeapi.PodSandboxStatsResponse{Stats: s.podStats(p, s.podWritableLayers(ctx, p))}, nil
 }
 
 // ListPodSandboxStats returns the usage of the pods matching the filter.
 func (s *Service) ListPodSandboxStats(ctx context.Context, req *runtimeapi.ListPodSandboxStatsRequest) (*runtimeapi.ListPodSandboxStatsResponse, error) {
 	f := req.GetFilter()
-	resp := &runtimeapi.ListPodSandboxStatsResponse{}
+	var pods []*sandbox
 	for _, item := range s.listPods(&runtimeapi.PodSandboxFilter{Id: f.GetId(), LabelSelector: f.GetLabelSelector()}) {
 		if p, err := s.lookupPod(item.Id); err == nil {
-			resp.Stats = append(resp.Stats, s.podStats(ctx, p))
+			pods = append(pods, p)
 		}
+	}
+	wl := s.podWritableLayers(ctx, pods...) // one imaged call for all pods
+	resp := &runtimeapi.ListPodSandboxStatsResponse{}
+	for _, p := range pods {
+		resp.Stats = append(resp.Stats, s.podStats(p, wl))
 	}
 	return resp, nil
 }
 
-func (s *Service) podStats(ctx context.Context, p *sandbox) *runtimeapi.PodSandboxStats {
+// podWritableLayers is writableLayers for the containers of pods.
+func (s *Service) podWritableLayers(ctx context.Context, pods ...*sandbox) map[string]*runtimeapi.FilesystemUsage {
+	var ids []string
+	for _, p := range pods {
+		for _, c := range s.podContainers(p.snapshot().ID) {
+			ids = append(ids, c.id)
+		}
+	}
+	return s.writableLayers(ctx, ids)
+}
+
+// podStats sums the pod's containers; wl holds their writable layers.
+func (s *Service) podStats(p *sandbox, wl map[string]*runtimeapi.FilesystemUsage) *runtimeapi.PodSandboxStats {
 	r := p.snapshot()
 	now := time.Now().UnixNano()
 	lin := &runtimeapi.LinuxPodSandboxStats{
 		Cpu:    &runtimeapi.CpuUsage{Timestamp: now, UsageCoreNanoSeconds: &runtimeapi.UInt64Value{}},
 		Memory: &runtimeapi.MemoryUsage{Timestamp: now, WorkingSetBytes: &runtimeapi.UInt64Value{}, UsageBytes: &runtimeapi.UInt64Value{}},
 	}
-	ctrs := s.podContainers(r.ID)
-	ids := make([]string, 0, len(ctrs))
-	for _, c := range ctrs {
-		ids = append(ids, c.id)
-	}
-	wl := s.writableLayers(ctx, ids)
-	for _, c := range ctrs {
+	for _, c := range s.podContainers(r.ID) {
 		if c.infra {
 			continue
 		}
