@@ -10,5 +10,6 @@ replace (
 require (
 	github.com/containerd/errdefs v1.0.0
 	github.com/opencontainers/runtime-spec v1.3.0
+	github.com/seccomp/libseccomp-golang v0.11.1
 	golang.org/x/sys v0.50.0
 )
