@@ -402,3 +402,63 @@ func TestUnsupported(t *testing.T) {
 		t.Errorf("index 6: %v", err)
 	}
 }
+
+// The program loaded the way the shim's C helper loads it (testdata/loader.c:
+// one thread, no TSYNC), with i386 syscalls (int $0x80) next to x86_64 ones:
+// the -ENOSYS stub keeps a limit per architecture.
+func TestCLoaderI386(t *testing.T) {
+	cc, err := exec.LookPath("cc")
+	if err != nil {
+		t.Skip("no C compiler")
+	}
+	dir := t.TempDir()
+	loader := filepath.Join(dir, "loader")
+	if out, err := exec.Command(cc, "-O2", "-Wall", "-Werror", "-o", loader, "testdata/loader.c").CombinedOutput(); err != nil {
+		t.Fatalf("cc: %v\n%s", err, out)
+	}
+	// epoll_pwait is the newest named syscall: 281 on x86_64, 319 on i386.
+	p := &specs.LinuxSeccomp{
+		DefaultAction: specs.ActErrno,
+		Architectures: []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32},
+		Syscalls: []specs.LinuxSyscall{
+			{Names: []string{"write", "exit_group", "getpid"}, Action: specs.ActAllow},
+			{Names: []string{"getppid"}, Action: specs.ActErrno, ErrnoRet: errno(uint(unix.EXDEV))},
+			{Names: []string{"epoll_pwait"}, Action: specs.ActErrno, ErrnoRet: errno(uint(unix.EACCES))},
+		},
+	}
+	prog, flags, err := Compile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "prog")
+	if err := os.WriteFile(file, prog, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// i386 numbers: getpid 20, getppid 64, getgid 47, epoll_pwait 319.
+	ops := []string{"i386:20", "i386:64", "i386:47", "i386:319", "i386:300", "i386:1000",
+		"x86_64:39", "x86_64:110", "x86_64:104", "x86_64:281", "x86_64:300"}
+	cmd := exec.Command(loader, append([]string{file, strconv.FormatUint(uint64(flags), 10)}, ops...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("loader: %v\n%s%s", err, out, stderr.String())
+	}
+	res := map[string]syscall.Errno{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		op, e, _ := strings.Cut(line, " ")
+		n, _ := strconv.Atoi(e)
+		res[op] = syscall.Errno(n)
+	}
+	want(t, res, "i386:20", 0)
+	want(t, res, "i386:64", unix.EXDEV)
+	want(t, res, "i386:47", unix.EPERM)
+	want(t, res, "i386:319", unix.EACCES)
+	want(t, res, "i386:300", unix.EPERM) // below i386's limit: the default action
+	want(t, res, "i386:1000", unix.ENOSYS)
+	want(t, res, "x86_64:39", 0)
+	want(t, res, "x86_64:110", unix.EXDEV)
+	want(t, res, "x86_64:104", unix.EPERM)
+	want(t, res, "x86_64:281", unix.EACCES)
+	want(t, res, "x86_64:300", unix.ENOSYS) // above x86_64's limit
+}
