@@ -8,6 +8,12 @@
 // filter, and a stub in front of it returns -ENOSYS for syscalls newer than
 // any the profile names. Anything runc would do that this package does not
 // reproduce fails with ErrUnsupported, and the caller falls back to runc.
+//
+// Where it differs from runc 1.1.5: profile flags (runc 1.1.5 refuses any;
+// the three later runc versions accept are returned as seccomp(2) flags), and
+// the stub's instruction layout (same decisions, fewer instructions; none at
+// all where runc's stub would only jump into the filter). libseccomp's part
+// is byte for byte what runc exports with the same libseccomp.
 package seccomp
 
 import (
@@ -149,7 +155,8 @@ func Compile(p *specs.LinuxSeccomp) (prog []byte, flags uint, err error) {
 		}
 		prog = append(stub, prog...)
 	}
-	if len(prog)/8 > 0xffff { // struct sock_fprog.len is an unsigned short
+	// The kernel refuses longer programs (BPF_MAXINSNS), runc's as well.
+	if len(prog)/8 > 4096 {
 		return nil, 0, fmt.Errorf("seccomp program of %d instructions is too long", len(prog)/8)
 	}
 	return prog, flags, nil
