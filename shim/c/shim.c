@@ -312,6 +312,8 @@ static void fail_startup(const char *fmt, ...)
 
 int main(int argc, char **argv)
 {
+	if (argc == 2 && !strcmp(argv[1], "exec"))
+		return exec_main();
 	// fd 3 is the sync pipe: never let it reach the runtime or the container
 	if (fcntl(sync_fd, F_SETFD, FD_CLOEXEC) < 0)
 		sync_fd = -1;

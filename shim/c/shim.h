@@ -43,6 +43,9 @@ char *rt_run_sync(const char *cmd, const char *const *args);
 bool rt_reaped(pid_t pid, int code);
 int64_t rt_deadlines(int64_t now);
 
+// exec.c: `flotilla-shim exec` (ExecSync without the runtime)
+int exec_main(void);
+
 // loop.c
 const char *setup_loop(void);
 const char *open_log(void);
