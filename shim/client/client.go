@@ -107,6 +107,8 @@ type ExecSyncResult struct {
 	Stdout, Stderr []byte // each capped at 16 MiB
 	ExitCode       int32
 	TimedOut       bool // the timeout passed and the process was killed
+	// Fast: the shim ran it (`flotilla-shim exec`), not `runtime exec`.
+	Fast bool
 }
 
 // Client talks to one running shim over its control socket (a connection

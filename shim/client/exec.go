@@ -52,15 +52,15 @@ func readPidFile(path string) int {
 }
 
 // running fails unless the container is running.
-func (c *conn) running(ctx context.Context, what string) error {
+func (c *conn) running(ctx context.Context, what string) (State, error) {
 	st, err := c.state(ctx)
 	if err != nil {
-		return err
+		return st, err
 	}
 	if st.Status != StatusRunning {
-		return fmt.Errorf("%s in container %s: it is %s: %w", what, c.rt.id, st.Status, errdefs.ErrFailedPrecondition)
+		return st, fmt.Errorf("%s in container %s: it is %s: %w", what, c.rt.id, st.Status, errdefs.ErrFailedPrecondition)
 	}
-	return nil
+	return st, nil
 }
 
 // processFile writes the process JSON for `runtime exec --process`.
@@ -125,11 +125,21 @@ func (c *conn) execSync(ctx context.Context, p *specs.Process, timeout time.Dura
 	if timeout < 0 {
 		return ExecSyncResult{}, fmt.Errorf("exec sync: negative timeout: %w", errdefs.ErrInvalidArgument)
 	}
-	if err := c.running(ctx, "exec sync"); err != nil {
+	st, err := c.running(ctx, "exec sync")
+	if err != nil {
 		return ExecSyncResult{}, err
 	}
 	q := *p
 	q.Terminal = false
+	if c.fast.prepare(c.stateDir, c.rt.binary, st.Pid) == nil {
+		plan, err := c.fast.plan(&q)
+		if err == nil {
+			res, err := c.fast.run(ctx, plan, timeout)
+			if !errors.Is(err, errNoFast) {
+				return res, err
+			}
+		}
+	}
 	procFile, pidFile, err := c.processFile("execsync", &q)
 	if err != nil {
 		return ExecSyncResult{}, err
@@ -213,7 +223,7 @@ func (c *conn) exec(ctx context.Context, o ExecOptions, s Streams) (Exit, error)
 	if !execIDRe.MatchString(o.ID) {
 		return Exit{}, fmt.Errorf("exec id %q must match %s: %w", o.ID, execIDRe, errdefs.ErrInvalidArgument)
 	}
-	if err := c.running(ctx, "exec"); err != nil {
+	if _, err := c.running(ctx, "exec"); err != nil {
 		return Exit{}, err
 	}
 	q := *o.Process

@@ -108,7 +108,11 @@ func buildRootfs(dir string) error {
 			return err
 		}
 	}
-	for _, a := range []string{"sh", "echo", "sleep", "cat", "tail", "head", "stty", "printf", "true", "false"} {
+	// uid 1000's home for exec's HOME default
+	if err := os.WriteFile(filepath.Join(dir, "etc/passwd"), []byte("root:x:0:0::/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n"), 0o644); err != nil {
+		return err
+	}
+	for _, a := range []string{"sh", "echo", "sleep", "cat", "tail", "head", "stty", "printf", "true", "false", "id", "grep", "readlink", "ls", "mkdir", "pwd"} {
 		if err := os.Symlink("busybox", filepath.Join(dir, "bin", a)); err != nil {
 			return err
 		}

@@ -33,6 +33,8 @@ type conn struct {
 
 	mu    sync.Mutex
 	execs map[string]*execSession
+
+	fast fastExec // ExecSync without the runtime (fastexec.go)
 }
 
 // runtimeInfo is written by Spawn next to the shim's files, so a client
@@ -41,6 +43,9 @@ type runtimeInfo struct {
 	ID      string `json:"id"`
 	Runtime string `json:"runtime"`
 	Root    string `json:"root,omitempty"`
+	// Shim and Bundle enable ExecSync's fast path; empty: `runtime exec`.
+	Shim   string `json:"shim,omitempty"`
+	Bundle string `json:"bundle,omitempty"`
 }
 
 func spawn(ctx context.Context, o SpawnOptions) (*Client, error) {
@@ -58,6 +63,9 @@ func spawn(ctx context.Context, o SpawnOptions) (*Client, error) {
 		return nil, fmt.Errorf("spawn shim for %s: state dir %s in use: %w", o.ID, o.StateDir, errdefs.ErrAlreadyExists)
 	}
 	info := runtimeInfo{ID: o.ID, Runtime: o.Runtime, Root: o.RuntimeRoot}
+	if !o.RuntimeExecSync {
+		info.Shim, info.Bundle = bin, o.Bundle
+	}
 	infoJSON, _ := json.Marshal(info)
 	if err := layout.WriteFileAtomic(o.StateDir, layout.RuntimeFile, infoJSON, 0o600); err != nil {
 		return nil, fmt.Errorf("spawn shim for %s: %w", o.ID, err)
@@ -169,7 +177,8 @@ func shimBinary(explicit string) (string, error) {
 
 func newClient(stateDir string, info runtimeInfo) *Client {
 	return &Client{stateDir: stateDir, impl: &conn{stateDir: stateDir,
-		rt: runtimeCmd{binary: info.Runtime, root: info.Root, id: info.ID, dir: stateDir}, execs: map[string]*execSession{}}}
+		rt:    runtimeCmd{binary: info.Runtime, root: info.Root, id: info.ID, dir: stateDir},
+		execs: map[string]*execSession{}, fast: fastExec{shim: info.Shim, bundle: info.Bundle}}}
 }
 
 // dialUnix dials a socket; a path too long for sun_path goes through

@@ -1,0 +1,398 @@
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"flotilla.dev/shim/seccomp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// fastExec is ExecSync's fast path: `flotilla-shim exec` (shim/c/exec.c)
+// joins the container's cgroups and namespaces, sets the process up as runc's
+// setns init does and runs the command: no runc, no Go start-ups in the
+// way. It covers what the kubelet's exec probes and critest need (user,
+// groups, capabilities, no_new_privs, seccomp, rlimits, oom_score_adj, cwd,
+// env); a container or process needing anything else (a user namespace, an
+// AppArmor or SELinux label, Intel RDT, a personality, a scheduler or I/O
+// priority, seccomp notification, a runtime other than runc) goes through
+// `runtime exec`, and so does every call the shim reports it could not
+// start (nothing ran then, so running it again is safe).
+type fastExec struct {
+	shim, bundle string // from runtime.json; "" turns the fast path off
+
+	mu       sync.Mutex
+	pid      int   // the init the rest was computed for; 0: not yet
+	off      error // why the container takes `runtime exec`
+	start    uint64
+	cgroups  []string
+	filter   string // file of the compiled seccomp program; "" none
+	scmpFlag uint
+	oom      *int // the container's oom_score_adj
+}
+
+// errNoFast says a call takes `runtime exec` instead.
+var errNoFast = errors.New("fast exec not possible")
+
+// prepare computes, once per init pid, what every plan of the container
+// shares; it returns why the fast path is off, if it is.
+func (f *fastExec) prepare(stateDir, runtime string, pid int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.pid == pid && pid != 0 {
+		return f.off
+	}
+	f.pid, f.off = pid, f.load(stateDir, runtime, pid)
+	return f.off
+}
+
+func (f *fastExec) load(stateDir, runtime string, pid int) error {
+	if f.shim == "" || f.bundle == "" {
+		return fmt.Errorf("%w: turned off", errNoFast)
+	}
+	if filepath.Base(runtime) != "runc" {
+		return fmt.Errorf("%w: runtime %s", errNoFast, runtime)
+	}
+	data, err := os.ReadFile(filepath.Join(f.bundle, "config.json"))
+	if err != nil {
+		return fmt.Errorf("%w: %w", errNoFast, err)
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return fmt.Errorf("%w: spec: %w", errNoFast, err)
+	}
+	l := spec.Linux
+	if l == nil {
+		return fmt.Errorf("%w: no linux section", errNoFast)
+	}
+	for _, ns := range l.Namespaces {
+		if ns.Type == specs.UserNamespace || ns.Type == specs.TimeNamespace {
+			return fmt.Errorf("%w: %s namespace", errNoFast, ns.Type)
+		}
+	}
+	if l.IntelRdt != nil || l.Personality != nil {
+		return fmt.Errorf("%w: intelRdt or personality", errNoFast)
+	}
+	f.filter, f.scmpFlag, f.oom = "", 0, nil
+	if spec.Process != nil {
+		f.oom = spec.Process.OOMScoreAdj
+	}
+	if l.Seccomp != nil {
+		prog, flags, err := seccomp.Compile(l.Seccomp)
+		if err != nil {
+			return fmt.Errorf("%w: %w", errNoFast, err)
+		}
+		name := filepath.Join(stateDir, "exec-seccomp.bpf")
+		if err := os.WriteFile(name, prog, 0o600); err != nil {
+			return fmt.Errorf("%w: %w", errNoFast, err)
+		}
+		f.filter, f.scmpFlag = name, flags
+	}
+	if f.start, err = startTime(pid); err != nil {
+		return fmt.Errorf("%w: %w", errNoFast, err)
+	}
+	if f.cgroups, err = cgroupProcsFiles(pid); err != nil {
+		return fmt.Errorf("%w: %w", errNoFast, err)
+	}
+	return nil
+}
+
+// plan renders the shim's exec plan for p: NUL-terminated key=value records.
+func (f *fastExec) plan(p *specs.Process) ([]byte, error) {
+	if p.Terminal || p.ApparmorProfile != "" || p.SelinuxLabel != "" || p.Scheduler != nil ||
+		p.IOPriority != nil || p.ExecCPUAffinity != nil || p.User.Username != "" {
+		return nil, fmt.Errorf("%w: process needs the runtime", errNoFast)
+	}
+	var b bytes.Buffer
+	bad := false
+	rec := func(k, v string) {
+		if strings.IndexByte(v, 0) >= 0 {
+			bad = true // the runtime reports this one
+		}
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(v)
+		b.WriteByte(0)
+	}
+	u := func(n uint64) string { return strconv.FormatUint(n, 10) }
+	f.mu.Lock()
+	rec("pid", strconv.Itoa(f.pid))
+	// process.user.umask: runc 1.1 does not apply it to exec'd processes either.
+	rec("start", u(f.start))
+	for _, c := range f.cgroups {
+		rec("cgroup", c)
+	}
+	if f.filter != "" {
+		rec("seccomp", f.filter)
+		rec("seccomp_flags", u(uint64(f.scmpFlag)))
+	}
+	f.mu.Unlock()
+	if f.oom != nil { // the container's, as runc exec does
+		rec("oom", strconv.Itoa(*f.oom))
+	}
+	rec("uid", u(uint64(p.User.UID)))
+	rec("gid", u(uint64(p.User.GID)))
+	for _, g := range p.User.AdditionalGids {
+		rec("group", u(uint64(g)))
+	}
+	if p.Cwd != "" {
+		rec("cwd", p.Cwd)
+	}
+	if p.NoNewPrivileges {
+		rec("nnp", "1")
+	}
+	if c := p.Capabilities; c != nil {
+		for _, set := range []struct {
+			name  string
+			names []string
+		}{{"bounding", c.Bounding}, {"effective", c.Effective}, {"permitted", c.Permitted},
+			{"inheritable", c.Inheritable}, {"ambient", c.Ambient}} {
+			mask, err := capMask(set.names)
+			if err != nil {
+				return nil, err
+			}
+			rec("caps."+set.name, "0x"+strconv.FormatUint(mask, 16))
+		}
+	}
+	for _, r := range p.Rlimits {
+		res, ok := rlimits[r.Type]
+		if !ok {
+			return nil, fmt.Errorf("%w: rlimit %s", errNoFast, r.Type)
+		}
+		rec("rlimit", fmt.Sprintf("%d,%d,%d", res, r.Soft, r.Hard))
+	}
+	for _, e := range p.Env {
+		rec("env", e)
+	}
+	for _, a := range p.Args {
+		rec("arg", a)
+	}
+	if bad {
+		return nil, fmt.Errorf("%w: a NUL byte", errNoFast)
+	}
+	return b.Bytes(), nil
+}
+
+// run runs the plan; errNoFast (wrapped) when the shim started nothing.
+func (f *fastExec) run(ctx context.Context, plan []byte, timeout time.Duration) (ExecSyncResult, error) {
+	planR, planW, err := os.Pipe()
+	if err != nil {
+		return ExecSyncResult{}, fmt.Errorf("%w: %w", errNoFast, err)
+	}
+	defer planR.Close()
+	defer planW.Close()
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		return ExecSyncResult{}, fmt.Errorf("%w: %w", errNoFast, err)
+	}
+	defer statusR.Close()
+	defer statusW.Close()
+	var out, errOut cappedBuffer
+	cmd := exec.Command(f.shim, "exec")
+	cmd.Dir = "/"
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	cmd.ExtraFiles = []*os.File{planR, statusW}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 2 * time.Second // a background process may keep the output open
+	if err := cmd.Start(); err != nil {
+		return ExecSyncResult{}, fmt.Errorf("%w: %w", errNoFast, err)
+	}
+	planR.Close()
+	statusW.Close()
+	go func() {
+		planW.Write(plan) // larger than a pipe's buffer when the environment is
+		planW.Close()
+	}()
+	line, _ := bufio.NewReader(statusR).ReadString('\n')
+	pid := 0
+	if rest, ok := strings.CutPrefix(line, "started "); ok {
+		pid, _ = strconv.Atoi(strings.TrimSpace(rest))
+	}
+	if pid <= 0 {
+		cmd.Wait()
+		if msg, ok := strings.CutPrefix(line, "error "); ok {
+			return ExecSyncResult{}, fmt.Errorf("%w: %s", errNoFast, strings.TrimSpace(msg))
+		}
+		// No word from the shim: the command may have run, so it is not
+		// run again.
+		return ExecSyncResult{}, fmt.Errorf("flotilla-shim exec ended without a status (%s)", cmd.ProcessState)
+	}
+	var timedOut atomic.Bool
+	if timeout > 0 {
+		t := time.AfterFunc(timeout, func() {
+			timedOut.Store(true)
+			syscall.Kill(pid, syscall.SIGKILL)
+		})
+		defer t.Stop()
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			syscall.Kill(pid, syscall.SIGKILL)
+		case <-done:
+		}
+	}()
+	cmd.Wait()
+	if ctx.Err() != nil {
+		return ExecSyncResult{}, fmt.Errorf("exec in container: %w", ctx.Err())
+	}
+	code := cmd.ProcessState.ExitCode()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		code = 128 + int(ws.Signal()) // the shim itself was killed
+	}
+	killed := timedOut.Load() && code == 128+int(syscall.SIGKILL)
+	return ExecSyncResult{Stdout: out.b, Stderr: errOut.b, ExitCode: int32(code), TimedOut: killed, Fast: true}, nil
+}
+
+// startTime is field 22 of /proc/PID/stat: with the pid, it names one
+// process for good.
+func startTime(pid int) (uint64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(data, ')') // the command may hold blanks and parentheses
+	fields := strings.Fields(string(data[i+1:]))
+	if i < 0 || len(fields) < 20 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	return strconv.ParseUint(fields[19], 10, 64)
+}
+
+// cgroupProcsFiles lists the cgroup.procs files of every cgroup pid is in,
+// one per mounted hierarchy (cgroup v1 controllers, named hierarchies and the
+// v2 unified one): joining them puts a process where runc's exec puts it.
+func cgroupProcsFiles(pid int) ([]string, error) {
+	known := map[string]bool{}
+	if data, err := os.ReadFile("/proc/cgroups"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if f := strings.Fields(line); len(f) > 0 && !strings.HasPrefix(f[0], "#") {
+				known[f[0]] = true
+			}
+		}
+	}
+	type mount struct{ point, root string }
+	mounts := map[string][]mount{} // sorted controller list ("" for v2) → mounts
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	for _, line := range strings.Split(string(mi), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		f, g := strings.Fields(pre), strings.Fields(post)
+		if !ok || len(f) < 5 || len(g) < 3 {
+			continue
+		}
+		var key string
+		switch g[0] {
+		case "cgroup2":
+		case "cgroup":
+			var ctrls []string
+			for _, o := range strings.Split(g[2], ",") {
+				if known[o] || strings.HasPrefix(o, "name=") {
+					ctrls = append(ctrls, o)
+				}
+			}
+			slices.Sort(ctrls)
+			key = strings.Join(ctrls, ",")
+		default:
+			continue
+		}
+		mounts[key] = append(mounts[key], mount{point: unescape(f[4]), root: unescape(f[3])})
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		ctrls := strings.Split(parts[1], ",")
+		slices.Sort(ctrls)
+		key := strings.Join(ctrls, ",")
+		for _, m := range mounts[key] {
+			rel, ok := strings.CutPrefix(parts[2], m.root)
+			if m.root == "/" {
+				rel, ok = parts[2], true
+			}
+			if !ok || (rel != "" && !strings.HasPrefix(rel, "/")) {
+				continue
+			}
+			out = append(out, filepath.Join(m.point, rel, "cgroup.procs"))
+			break
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no cgroup of process %d is mounted here", pid)
+	}
+	return out, nil
+}
+
+// unescape undoes mountinfo's octal escapes (\040 for a blank).
+func unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// capMask turns capability names into a bit mask.
+func capMask(names []string) (uint64, error) {
+	var m uint64
+	for _, n := range names {
+		c, ok := capabilities[strings.ToUpper(n)]
+		if !ok {
+			return 0, fmt.Errorf("%w: capability %s", errNoFast, n)
+		}
+		m |= 1 << c
+	}
+	return m, nil
+}
+
+var capabilities = map[string]uint{
+	"CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_DAC_READ_SEARCH": 2, "CAP_FOWNER": 3, "CAP_FSETID": 4,
+	"CAP_KILL": 5, "CAP_SETGID": 6, "CAP_SETUID": 7, "CAP_SETPCAP": 8, "CAP_LINUX_IMMUTABLE": 9,
+	"CAP_NET_BIND_SERVICE": 10, "CAP_NET_BROADCAST": 11, "CAP_NET_ADMIN": 12, "CAP_NET_RAW": 13,
+	"CAP_IPC_LOCK": 14, "CAP_IPC_OWNER": 15, "CAP_SYS_MODULE": 16, "CAP_SYS_RAWIO": 17, "CAP_SYS_CHROOT": 18,
+	"CAP_SYS_PTRACE": 19, "CAP_SYS_PACCT": 20, "CAP_SYS_ADMIN": 21, "CAP_SYS_BOOT": 22, "CAP_SYS_NICE": 23,
+	"CAP_SYS_RESOURCE": 24, "CAP_SYS_TIME": 25, "CAP_SYS_TTY_CONFIG": 26, "CAP_MKNOD": 27, "CAP_LEASE": 28,
+	"CAP_AUDIT_WRITE": 29, "CAP_AUDIT_CONTROL": 30, "CAP_SETFCAP": 31, "CAP_MAC_OVERRIDE": 32,
+	"CAP_MAC_ADMIN": 33, "CAP_SYSLOG": 34, "CAP_WAKE_ALARM": 35, "CAP_BLOCK_SUSPEND": 36, "CAP_AUDIT_READ": 37,
+	"CAP_PERFMON": 38, "CAP_BPF": 39, "CAP_CHECKPOINT_RESTORE": 40,
+}
+
+var rlimits = map[string]int{
+	"RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4, "RLIMIT_RSS": 5,
+	"RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9, "RLIMIT_LOCKS": 10,
+	"RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13, "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+}

@@ -1,0 +1,145 @@
+package client_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"flotilla.dev/shim/client"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// probe prints what the exec'd process got: user, groups, umask, limits,
+// cwd, HOME, capabilities, no_new_privs, seccomp, oom_score_adj, which of
+// the container's namespaces and cgroups it shares with the init, its open
+// fds, and what a syscall the profile denies returns.
+const probe = `id; umask; pwd; echo "HOME=$HOME"
+grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/self/status; cat /proc/self/oom_score_adj
+echo "ppid $PPID"; ls /proc/self/fd
+mkdir /tmp/denied 2>&1; echo "mkdir $?"; echo err >&2; exit 7`
+
+// rootProbe compares the namespaces and cgroups with the init's (which
+// only root may read).
+const rootProbe = `for n in ipc mnt net pid uts cgroup; do [ "$(readlink /proc/self/ns/$n)" = "$(readlink /proc/1/ns/$n)" ] && echo "same $n"; done
+[ "$(cat /proc/self/cgroup)" = "$(cat /proc/1/cgroup)" ] && echo "same cgroups"; grep -E '^Cap' /proc/self/status`
+
+// TestFastExecMatchesRuntimeExec runs the same ExecSync in two identical
+// containers, one through flotilla-shim exec and one through runc exec, and
+// requires the same outcome, down to the capability sets, the seccomp filter
+// and the cgroups.
+func TestFastExecMatchesRuntimeExec(t *testing.T) {
+	umask := uint32(0o027)
+	oom := 500
+	caps := []string{"CAP_KILL", "CAP_SETUID", "CAP_SETGID", "CAP_CHOWN"}
+	errno := uint(13)
+	setup := func(c *ctr) {
+		c.spec.Process.OOMScoreAdj = &oom // runc exec applies the container's, not the exec's
+		c.spec.Process.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps,
+			Inheritable: []string{"CAP_KILL"}, Ambient: []string{"CAP_KILL"}}
+		c.spec.Linux.Seccomp = &specs.LinuxSeccomp{
+			DefaultAction: specs.ActAllow,
+			Architectures: []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32},
+			Syscalls: []specs.LinuxSyscall{
+				{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno, ErrnoRet: &errno},
+				{Names: []string{"personality"}, Action: specs.ActErrno,
+					Args: []specs.LinuxSeccompArg{{Index: 0, Value: 8, Op: specs.OpEqualTo}}},
+			},
+		}
+	}
+	fast, runtime := newCtr(t, false, "sleep", "1000"), newCtr(t, false, "sleep", "1000")
+	runtime.id += "-rt"
+	setup(fast)
+	setup(runtime)
+	fcl := fast.spawn(t, nil)
+	rcl := runtime.spawn(t, func(o *client.SpawnOptions) { o.RuntimeExecSync = true })
+	for _, cl := range []*client.Client{fcl, rcl} {
+		if _, err := cl.Start(ctx(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	proc := func() *specs.Process {
+		p := *fast.spec.Process
+		p.Args = []string{"sh", "-c", probe}
+		p.Cwd = "/tmp"
+		p.Env = []string{"PATH=/bin", "A=b c"}
+		p.User = specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{10, 20}, Umask: &umask}
+		p.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 512, Hard: 1024}}
+		return &p
+	}
+	same := func(p *specs.Process) client.ExecSyncResult {
+		t.Helper()
+		got, err := fcl.ExecSync(ctx(t), p, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := rcl.ExecSync(ctx(t), p, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.Fast || want.Fast {
+			t.Fatalf("fast path: %v and %v, want true and false", got.Fast, want.Fast)
+		}
+		if string(got.Stdout) != string(want.Stdout) || string(got.Stderr) != string(want.Stderr) || got.ExitCode != want.ExitCode {
+			t.Fatalf("flotilla-shim exec gave exit %d\n%s\nstderr %q\nrunc exec gave exit %d\n%s\nstderr %q",
+				got.ExitCode, got.Stdout, got.Stderr, want.ExitCode, want.Stdout, want.Stderr)
+		}
+		return got
+	}
+	// And the outcome is the one asked for, not just the same.
+	has := func(res client.ExecSyncResult, lines ...string) {
+		t.Helper()
+		for _, line := range lines {
+			if !strings.Contains(string(res.Stdout), line+"\n") {
+				t.Errorf("exec output lacks %q:\n%s", line, res.Stdout)
+			}
+		}
+	}
+	got := same(proc())
+	has(got, "uid=1000(user) gid=1000 groups=10,20", "/tmp", "HOME=/home/user",
+		"NoNewPrivs:\t1", "Seccomp:\t2", "500", "ppid 0", "0\n1\n2\n3", "mkdir 1",
+		"CapEff:\t0000000000000020", "CapBnd:\t00000000000000e1", "CapAmb:\t0000000000000020")
+	if got.ExitCode != 7 || string(got.Stderr) != "err\n" {
+		t.Errorf("exit %d stderr %q", got.ExitCode, got.Stderr)
+	}
+	// Rlimits as asked. (runc 1.1.5 gives soft = hard for RLIMIT_NOFILE: its
+	// Go runtime raises the soft limit before it applies the process's.)
+	lim := proc()
+	lim.Args = []string{"sh", "-c", "ulimit -n; ulimit -Hn"}
+	if res, err := fcl.ExecSync(ctx(t), lim, 0); err != nil || string(res.Stdout) != "512\n1024\n" {
+		t.Errorf("rlimits: %q, %v", res.Stdout, err)
+	}
+	root := *fast.spec.Process
+	root.Args = []string{"sh", "-c", rootProbe}
+	has(same(&root), "same ipc", "same mnt", "same net", "same pid", "same uts", "same cgroup", "same cgroups",
+		"CapEff:\t00000000000000e1")
+
+	// A timeout kills the process; a missing binary is the runtime's error
+	// (the shim starts nothing and runc reports it).
+	res, err := fcl.ExecSync(ctx(t), &specs.Process{Args: []string{"sleep", "100"}, Cwd: "/", Env: []string{"PATH=/bin"}}, 300*time.Millisecond)
+	if err != nil || !res.TimedOut || res.ExitCode != 137 || !res.Fast {
+		t.Fatalf("timed out exec = %+v, %v", res, err)
+	}
+	if res, err := fcl.ExecSync(ctx(t), &specs.Process{Args: []string{"nonexistent"}, Cwd: "/", Env: []string{"PATH=/bin"}}, 0); err == nil || res.Fast {
+		t.Errorf("exec of a missing binary = %+v, %v", res, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(fast.stateDir, "execsync-*")); len(left) != 0 {
+		t.Errorf("exec sync files left: %v", left)
+	}
+	for _, c := range []struct {
+		c  *ctr
+		cl *client.Client
+	}{{fast, fcl}, {runtime, rcl}} {
+		if err := c.cl.Kill(ctx(t), 9, false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.cl.Wait(ctx(t)); err != nil {
+			t.Fatal(err)
+		}
+		c.c.finish(t, c.cl)
+	}
+	if _, err := os.Stat(filepath.Join(fast.stateDir, "exec-seccomp.bpf")); err != nil {
+		t.Errorf("compiled filter: %v", err)
+	}
+}
