@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
+	flog "flotilla.dev/lib/log"
+	"flotilla.dev/lib/metrics"
 	"flotilla.dev/sandboxd/internal/store"
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -27,12 +29,20 @@ func (s *Service) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest)
 	if err != nil {
 		return nil, err
 	}
+	ph := metrics.StartPhases("exec_sync")
+	defer ph.Done(flog.From(ctx).With(flog.KeyContainerID, c.id))
 	proc, err := s.execProcess(c, req.GetCmd(), false)
 	if err != nil {
 		return nil, err
 	}
+	ph.Mark("process")
 	t := time.Duration(req.GetTimeout()) * time.Second
 	res, err := c.shim.ExecSync(ctx, proc, t)
+	if res.Fast {
+		ph.Mark("shim_exec") // flotilla-shim ran it
+	} else {
+		ph.Mark("runtime_exec")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("exec in container %s: %w", c.id, err)
 	}
