@@ -14,7 +14,7 @@ APT_PACKAGES=(
 	docker-registry skopeo umoci busybox catatonit
 	nats-server protobuf-compiler apache2-utils make
 	containerd
-	gcc libc6-dev
+	gcc libc6-dev libseccomp-dev pkg-config
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
