@@ -62,6 +62,8 @@ cleanup() {
 	done
 	# Mounts (overlay rootfs, shm, netns pins) under $T, deepest first.
 	grep -o " $T[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m"; done
+	# BENCH_PHASES=1: the daemons' logs (their phase lines) stay with the results.
+	[ "${BENCH_PHASES:-0}" = 1 ] && [ -d "$T/flotilla/log" ] && cp -r "$T/flotilla/log" "$OUT/flotilla-logs"
 	# Bridges: containerd's, and the fleet's (named in its CNI conflist).
 	bridges=$CTRD_BRIDGE
 	bridges+=" $(grep -rhoE '"bridge": *"[^"]+"' "$T/flotilla" 2>/dev/null | sed -E 's/.*"([^"]+)"$/\1/' | sort -u)"
