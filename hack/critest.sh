@@ -14,6 +14,7 @@
 #
 # A report, not a gate: exits 0 whenever critest ran (even with failed specs), 1 when it could not
 # run at all. Prints the Passed / Failed / Skipped counts and the failed specs.
+# CRITEST_LOG_LEVEL=debug runs the fleet at debug (the phase lines of each call; with --keep).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -114,7 +115,7 @@ if [ -z "$ENDPOINT" ]; then
 	FLOTCTL=$ROOT/bin/flotctl
 	[ -x "$FLOTCTL" ] || { FAILED=1; die "$FLOTCTL not built (make build)"; }
 	FLOTILLA_REGISTRIES_CONF=$REGISTRIES_CONF FLOTILLA_SIGNATURE_POLICY=$POLICY \
-		"$FLOTCTL" up --root "$WORK/root" >"$WORK/flotctl.log" 2>&1 &
+		"$FLOTCTL" up --root "$WORK/root" --log-level "${CRITEST_LOG_LEVEL:-info}" >"$WORK/flotctl.log" 2>&1 &
 	FLEET_PID=$!
 	if ! wait_line "$WORK/flotctl.log" '^endpoint: ' "$FLEET_PID" 180; then
 		FAILED=1
