@@ -233,8 +233,10 @@ static void parse_plan(struct plan *p)
 		} else
 			fail("plan: unknown record %s", r);
 	}
-	if (p->pid <= 0 || p->nargs == 0)
-		fail("plan: pid and args are required");
+	// Never run a command with the shim's own (root, all capabilities)
+	// credentials by omission.
+	if (p->pid <= 0 || p->nargs == 0 || !p->has_user || !p->has_caps)
+		fail("plan: pid, uid, caps and args are required");
 	if (p->cwd && p->cwd[0] != '/')
 		fail("plan: cwd %s is not absolute", p->cwd);
 	GROW(p->env, p->nenv);

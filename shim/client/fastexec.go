@@ -43,6 +43,9 @@ type fastExec struct {
 	filter   string // file of the compiled seccomp program; "" none
 	scmpFlag uint
 	oom      *int // the container's oom_score_adj
+	// the container's, for an exec that names none (as runc does)
+	caps    *specs.LinuxCapabilities
+	rlimits []specs.POSIXRlimit
 }
 
 // errNoFast says a call takes `runtime exec` instead.
@@ -87,9 +90,9 @@ func (f *fastExec) load(stateDir, runtime string, pid int) error {
 	if l.IntelRdt != nil || l.Personality != nil {
 		return fmt.Errorf("%w: intelRdt or personality", errNoFast)
 	}
-	f.filter, f.scmpFlag, f.oom = "", 0, nil
+	f.filter, f.scmpFlag, f.oom, f.caps, f.rlimits = "", 0, nil, nil, nil
 	if spec.Process != nil {
-		f.oom = spec.Process.OOMScoreAdj
+		f.oom, f.caps, f.rlimits = spec.Process.OOMScoreAdj, spec.Process.Capabilities, spec.Process.Rlimits
 	}
 	if l.Seccomp != nil {
 		prog, flags, err := seccomp.Compile(l.Seccomp)
@@ -155,20 +158,32 @@ func (f *fastExec) plan(p *specs.Process) ([]byte, error) {
 	if p.NoNewPrivileges {
 		rec("nnp", "1")
 	}
-	if c := p.Capabilities; c != nil {
-		for _, set := range []struct {
-			name  string
-			names []string
-		}{{"bounding", c.Bounding}, {"effective", c.Effective}, {"permitted", c.Permitted},
-			{"inheritable", c.Inheritable}, {"ambient", c.Ambient}} {
-			mask, err := capMask(set.names)
-			if err != nil {
-				return nil, err
-			}
-			rec("caps."+set.name, "0x"+strconv.FormatUint(mask, 16))
-		}
+	// As runc: the process's capabilities, else the container's, else none
+	// (never the shim's); its rlimits, else the container's.
+	c, rl := p.Capabilities, p.Rlimits
+	f.mu.Lock()
+	if c == nil {
+		c = f.caps
 	}
-	for _, r := range p.Rlimits {
+	if len(rl) == 0 {
+		rl = f.rlimits
+	}
+	f.mu.Unlock()
+	if c == nil {
+		c = &specs.LinuxCapabilities{}
+	}
+	for _, set := range []struct {
+		name  string
+		names []string
+	}{{"bounding", c.Bounding}, {"effective", c.Effective}, {"permitted", c.Permitted},
+		{"inheritable", c.Inheritable}, {"ambient", c.Ambient}} {
+		mask, err := capMask(set.names)
+		if err != nil {
+			return nil, err
+		}
+		rec("caps."+set.name, "0x"+strconv.FormatUint(mask, 16))
+	}
+	for _, r := range rl {
 		res, ok := rlimits[r.Type]
 		if !ok {
 			return nil, fmt.Errorf("%w: rlimit %s", errNoFast, r.Type)

@@ -110,6 +110,12 @@ func TestFastExecMatchesRuntimeExec(t *testing.T) {
 	if res, err := fcl.ExecSync(ctx(t), lim, 0); err != nil || string(res.Stdout) != "512\n1024\n" {
 		t.Errorf("rlimits: %q, %v", res.Stdout, err)
 	}
+	// No capabilities section: the container's (and never the shim's), as
+	// with runc.
+	bare := *fast.spec.Process
+	bare.Capabilities = nil
+	bare.Args = []string{"grep", "^CapEff", "/proc/self/status"}
+	has(same(&bare), "CapEff:\t00000000000000e1")
 	root := *fast.spec.Process
 	root.Args = []string{"sh", "-c", rootProbe}
 	has(same(&root), "same ipc", "same mnt", "same net", "same pid", "same uts", "same cgroup", "same cgroups",
