@@ -54,13 +54,12 @@ struct plan {
 	unsigned long long start; // /proc/PID/stat starttime: guards against pid reuse
 	const char **cgroups;     // cgroup.procs files to join
 	int ncgroups;
-	bool has_oom, has_user, has_umask, has_caps, nnp;
+	bool has_oom, has_user, has_caps, nnp;
 	int oom;
 	uid_t uid;
 	gid_t gid;
 	gid_t *groups;
 	int ngroups;
-	mode_t umask;
 	const char *cwd;
 	uint64_t caps[NCAPSETS];
 	struct rlim *rlimits;
@@ -74,19 +73,10 @@ struct plan {
 static void xstatus(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void xstatus(const char *fmt, ...)
 {
-	char buf[2048];
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+	vwrite_line(STATUS_FD, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		n = 0;
-	if ((size_t)n > sizeof buf - 2)
-		n = (int)sizeof buf - 2;
-	one_line(buf);
-	n = (int)strlen(buf);
-	buf[n++] = '\n';
-	write_all(STATUS_FD, buf, (size_t)n);
 }
 
 // fail reports that nothing was started and exits.
@@ -192,9 +182,6 @@ static void parse_plan(struct plan *p)
 		else if (!strcmp(r, "group")) {
 			GROW(p->groups, p->ngroups);
 			p->groups[p->ngroups++] = (gid_t)num(r, v, UINT32_MAX - 1);
-		} else if (!strcmp(r, "umask")) {
-			p->has_umask = true;
-			p->umask = (mode_t)num(r, v, 07777);
 		} else if (!strcmp(r, "cwd"))
 			p->cwd = v;
 		else if (!strcmp(r, "nnp"))
@@ -483,8 +470,6 @@ static void child(const struct plan *p, const struct sock_fprog *prog, int lastc
 			    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
 				die("raise ambient capability %d", c);
 	}
-	if (p->has_umask)
-		umask(p->umask);
 	// The credentials changed: only now does a parent-death signal stick.
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 

@@ -119,6 +119,24 @@ void one_line(char *s)
 			*s = ' ';
 }
 
+// vwrite_line writes the formatted text to fd as exactly one line (line
+// breaks inside become blanks, a final one is added when missing).
+void vwrite_line(int fd, const char *fmt, va_list ap)
+{
+	char buf[4096];
+	int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > sizeof buf - 2)
+		n = (int)sizeof buf - 2;
+	buf[n] = 0;
+	if (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = 0;
+	one_line(buf);
+	buf[n++] = '\n';
+	write_all(fd, buf, (size_t)n);
+}
+
 // ---- arguments ----
 
 static int sync_fd = 3;
@@ -127,23 +145,10 @@ static void sync_line(const char *fmt, ...)
 {
 	if (sync_fd < 0)
 		return;
-	char buf[4096];
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+	vwrite_line(sync_fd, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		n = 0;
-	if ((size_t)n > sizeof buf - 2)
-		n = (int)sizeof buf - 2;
-	buf[n] = 0;
-	// the text is one line
-	for (int i = 0; i < n - 1; i++)
-		if (buf[i] == '\n' || buf[i] == '\r')
-			buf[i] = ' ';
-	if (n == 0 || buf[n - 1] != '\n')
-		buf[n++] = '\n';
-	write_all(sync_fd, buf, (size_t)n);
 	close(sync_fd);
 	sync_fd = -1;
 }

@@ -2,6 +2,7 @@
 #ifndef FLOTILLA_SHIM_H
 #define FLOTILLA_SHIM_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,6 +25,7 @@ int write_all(int fd, const void *p, size_t n);
 void set_nonblock(int fd);
 int write_file_atomic(const char *name, const char *data, size_t n, bool sync);
 void one_line(char *s);
+void vwrite_line(int fd, const char *fmt, va_list ap);
 
 // runtime.c: runtime calls
 struct rcall {
