@@ -35,9 +35,15 @@ import (
 type fastExec struct {
 	shim, bundle string // from runtime.json; "" turns the fast path off
 
-	mu       sync.Mutex
-	pid      int   // the init the rest was computed for; 0: not yet
-	off      error // why the container takes `runtime exec`
+	mu  sync.Mutex
+	pid int   // the init ctr was computed for; 0: not yet
+	off error // why the container takes `runtime exec`
+	ctr ctrExec
+}
+
+// ctrExec is what every exec plan of one container shares.
+type ctrExec struct {
+	pid      int
 	start    uint64
 	cgroups  []string
 	filter   string // file of the compiled seccomp program; "" none
@@ -59,59 +65,70 @@ func (f *fastExec) prepare(stateDir, runtime string, pid int) error {
 	if f.pid == pid && pid != 0 {
 		return f.off
 	}
-	f.pid, f.off = pid, f.load(stateDir, runtime, pid)
+	f.pid = pid
+	f.ctr, f.off = f.load(stateDir, runtime, pid)
 	return f.off
 }
 
-func (f *fastExec) load(stateDir, runtime string, pid int) error {
+// load is inspect with its error marked errNoFast.
+func (f *fastExec) load(stateDir, runtime string, pid int) (ctrExec, error) {
+	k, err := f.inspect(stateDir, runtime, pid)
+	if err != nil {
+		return ctrExec{}, fmt.Errorf("%w: %w", errNoFast, err)
+	}
+	return k, nil
+}
+
+// inspect reads the container's spec and init: what its plans share, or
+// why it takes the runtime.
+func (f *fastExec) inspect(stateDir, runtime string, pid int) (k ctrExec, err error) {
+	k.pid = pid
 	if f.shim == "" || f.bundle == "" {
-		return fmt.Errorf("%w: turned off", errNoFast)
+		return k, errors.New("turned off")
 	}
 	if filepath.Base(runtime) != "runc" {
-		return fmt.Errorf("%w: runtime %s", errNoFast, runtime)
+		return k, fmt.Errorf("runtime %s", runtime)
 	}
 	data, err := os.ReadFile(filepath.Join(f.bundle, "config.json"))
 	if err != nil {
-		return fmt.Errorf("%w: %w", errNoFast, err)
+		return k, err
 	}
 	var spec specs.Spec
 	if err := json.Unmarshal(data, &spec); err != nil {
-		return fmt.Errorf("%w: spec: %w", errNoFast, err)
+		return k, fmt.Errorf("spec: %w", err)
 	}
 	l := spec.Linux
 	if l == nil {
-		return fmt.Errorf("%w: no linux section", errNoFast)
+		return k, errors.New("no linux section")
 	}
 	for _, ns := range l.Namespaces {
 		if ns.Type == specs.UserNamespace || ns.Type == specs.TimeNamespace {
-			return fmt.Errorf("%w: %s namespace", errNoFast, ns.Type)
+			return k, fmt.Errorf("%s namespace", ns.Type)
 		}
 	}
 	if l.IntelRdt != nil || l.Personality != nil {
-		return fmt.Errorf("%w: intelRdt or personality", errNoFast)
+		return k, errors.New("intelRdt or personality")
 	}
-	f.filter, f.scmpFlag, f.oom, f.caps, f.rlimits = "", 0, nil, nil, nil
 	if spec.Process != nil {
-		f.oom, f.caps, f.rlimits = spec.Process.OOMScoreAdj, spec.Process.Capabilities, spec.Process.Rlimits
+		k.oom, k.caps, k.rlimits = spec.Process.OOMScoreAdj, spec.Process.Capabilities, spec.Process.Rlimits
 	}
 	if l.Seccomp != nil {
 		prog, flags, err := seccomp.Compile(l.Seccomp)
 		if err != nil {
-			return fmt.Errorf("%w: %w", errNoFast, err)
+			return k, err
 		}
-		name := filepath.Join(stateDir, "exec-seccomp.bpf")
-		if err := os.WriteFile(name, prog, 0o600); err != nil {
-			return fmt.Errorf("%w: %w", errNoFast, err)
+		if len(prog) > 0 { // an empty profile is no filter, as with runc
+			k.filter, k.scmpFlag = filepath.Join(stateDir, "exec-seccomp.bpf"), flags
+			if err := os.WriteFile(k.filter, prog, 0o600); err != nil {
+				return k, err
+			}
 		}
-		f.filter, f.scmpFlag = name, flags
 	}
-	if f.start, err = startTime(pid); err != nil {
-		return fmt.Errorf("%w: %w", errNoFast, err)
+	if k.start, err = startTime(pid); err != nil {
+		return k, err
 	}
-	if f.cgroups, err = cgroupProcsFiles(pid); err != nil {
-		return fmt.Errorf("%w: %w", errNoFast, err)
-	}
-	return nil
+	k.cgroups, err = cgroupProcsFiles(pid)
+	return k, err
 }
 
 // plan renders the shim's exec plan for p: NUL-terminated key=value records.
@@ -133,22 +150,23 @@ func (f *fastExec) plan(p *specs.Process) ([]byte, error) {
 	}
 	u := func(n uint64) string { return strconv.FormatUint(n, 10) }
 	f.mu.Lock()
-	rec("pid", strconv.Itoa(f.pid))
-	// process.user.umask: runc 1.1 does not apply it to exec'd processes either.
-	rec("start", u(f.start))
-	for _, c := range f.cgroups {
+	k := f.ctr
+	f.mu.Unlock()
+	rec("pid", strconv.Itoa(k.pid))
+	rec("start", u(k.start))
+	for _, c := range k.cgroups {
 		rec("cgroup", c)
 	}
-	if f.filter != "" {
-		rec("seccomp", f.filter)
-		rec("seccomp_flags", u(uint64(f.scmpFlag)))
+	if k.filter != "" {
+		rec("seccomp", k.filter)
+		rec("seccomp_flags", u(uint64(k.scmpFlag)))
 	}
-	f.mu.Unlock()
-	if f.oom != nil { // the container's, as runc exec does
-		rec("oom", strconv.Itoa(*f.oom))
+	if k.oom != nil { // the container's, as runc exec does
+		rec("oom", strconv.Itoa(*k.oom))
 	}
 	rec("uid", u(uint64(p.User.UID)))
 	rec("gid", u(uint64(p.User.GID)))
+	// process.user.umask: runc 1.1 does not apply it to exec'd processes either.
 	for _, g := range p.User.AdditionalGids {
 		rec("group", u(uint64(g)))
 	}
@@ -161,14 +179,12 @@ func (f *fastExec) plan(p *specs.Process) ([]byte, error) {
 	// As runc: the process's capabilities, else the container's, else none
 	// (never the shim's); its rlimits, else the container's.
 	c, rl := p.Capabilities, p.Rlimits
-	f.mu.Lock()
 	if c == nil {
-		c = f.caps
+		c = k.caps
 	}
 	if len(rl) == 0 {
-		rl = f.rlimits
+		rl = k.rlimits
 	}
-	f.mu.Unlock()
 	if c == nil {
 		c = &specs.LinuxCapabilities{}
 	}

@@ -149,3 +149,27 @@ func TestFastExecMatchesRuntimeExec(t *testing.T) {
 		t.Errorf("compiled filter: %v", err)
 	}
 }
+
+// An empty seccomp profile is no filter (runc loads none): the fast path
+// still applies and the process has no filter either.
+func TestFastExecEmptySeccompProfile(t *testing.T) {
+	c := newCtr(t, false, "sleep", "1000")
+	c.spec.Linux.Seccomp = &specs.LinuxSeccomp{}
+	cl := c.spawn(t, nil)
+	if _, err := cl.Start(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	p := *c.spec.Process
+	p.Args = []string{"grep", "^Seccomp:", "/proc/self/status"}
+	res, err := cl.ExecSync(ctx(t), &p, 0)
+	if err != nil || !res.Fast || string(res.Stdout) != "Seccomp:\t0\n" {
+		t.Fatalf("exec = %+v (%q), %v", res, res.Stdout, err)
+	}
+	if err := cl.Kill(ctx(t), 9, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Wait(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	c.finish(t, cl)
+}
