@@ -8,6 +8,7 @@ replace (
 )
 
 require (
+	flotilla.dev/lib v0.0.0-00010101000000-000000000000
 	github.com/containerd/errdefs v1.0.0
 	github.com/opencontainers/runtime-spec v1.3.0
 	github.com/seccomp/libseccomp-golang v0.11.1

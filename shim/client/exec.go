@@ -8,13 +8,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"flotilla.dev/lib/ids"
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -25,8 +25,6 @@ import (
 
 // maxExecOutput caps each ExecSync output stream.
 const maxExecOutput = 16 << 20
-
-var execIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
 // execSession is an interactive exec this client started (`runtime exec`
 // runs as the client's child and waits for the process).
@@ -220,8 +218,8 @@ func (c *conn) exec(ctx context.Context, o ExecOptions, s Streams) (Exit, error)
 	if o.Process == nil || len(o.Process.Args) == 0 {
 		return Exit{}, fmt.Errorf("exec: no command: %w", errdefs.ErrInvalidArgument)
 	}
-	if !execIDRe.MatchString(o.ID) {
-		return Exit{}, fmt.Errorf("exec id %q must match %s: %w", o.ID, execIDRe, errdefs.ErrInvalidArgument)
+	if !ids.Name(o.ID, 64) {
+		return Exit{}, fmt.Errorf("exec id %q: want 1-64 letters, digits, '_', '.', '-', starting with a letter or digit: %w", o.ID, errdefs.ErrInvalidArgument)
 	}
 	if _, err := c.running(ctx, "exec"); err != nil {
 		return Exit{}, err

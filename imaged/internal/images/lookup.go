@@ -4,11 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 
+	"flotilla.dev/lib/ids"
 	imagev1 "flotilla.dev/proto/image/v1"
 	"github.com/containerd/errdefs"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -18,10 +18,11 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-var (
-	fullID   = regexp.MustCompile(`^(sha256:)?[a-f0-9]{64}$`)
-	idPrefix = regexp.MustCompile(`^[a-f0-9]{3,63}$`)
-)
+// fullID: an image id, with or without "sha256:".
+func fullID(s string) bool { return ids.Hex(strings.TrimPrefix(s, "sha256:"), 64, 64) }
+
+// idPrefix: what `crictl inspecti 3f2a` may name an image by.
+func idPrefix(s string) bool { return ids.Hex(s, 3, 63) }
 
 // Lookup finds a stored image by id, id prefix, name, short name or
 // name@digest. A missing image is errdefs.ErrNotFound; a malformed
@@ -30,7 +31,7 @@ func (s *Service) Lookup(spec string) (*storage.Image, error) {
 	if spec == "" {
 		return nil, fmt.Errorf("image reference is empty: %w", errdefs.ErrInvalidArgument)
 	}
-	if fullID.MatchString(spec) {
+	if fullID(spec) {
 		img, err := s.o.Store.Image(strings.TrimPrefix(spec, "sha256:"))
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", spec, errdefs.ErrNotFound)
@@ -39,7 +40,7 @@ func (s *Service) Lookup(spec string) (*storage.Image, error) {
 	}
 	candidates, err := shortnames.ResolveLocally(s.o.System, spec)
 	if err != nil {
-		if idPrefix.MatchString(spec) {
+		if idPrefix(spec) {
 			return s.byIDPrefix(spec)
 		}
 		return nil, fmt.Errorf("parse image reference %q: %v: %w", spec, err, errdefs.ErrInvalidArgument)
@@ -49,7 +50,7 @@ func (s *Service) Lookup(spec string) (*storage.Image, error) {
 			return img, nil
 		}
 	}
-	if idPrefix.MatchString(spec) {
+	if idPrefix(spec) {
 		return s.byIDPrefix(spec)
 	}
 	return nil, fmt.Errorf("image %s: %w", spec, errdefs.ErrNotFound)

@@ -7,16 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"sync"
 
 	"flotilla.dev/imaged/internal/images"
+	"flotilla.dev/lib/ids"
 	imagev1 "flotilla.dev/proto/image/v1"
 	"github.com/containerd/errdefs"
 	"go.podman.io/storage"
 )
-
-var validID = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
 
 // Service implements image.v1 RootfsService.
 type Service struct {
@@ -37,7 +35,7 @@ type metadata struct {
 }
 
 func checkID(id string) error {
-	if !validID.MatchString(id) {
+	if !ids.Name(id, 128) {
 		return fmt.Errorf("container id %q is not valid: %w", id, errdefs.ErrInvalidArgument)
 	}
 	return nil

@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"regexp"
 	"sync"
 	"time"
 
 	"flotilla.dev/lib/bus"
+	"flotilla.dev/lib/ids"
 	flog "flotilla.dev/lib/log"
 	"flotilla.dev/netd/internal/cni"
 	"flotilla.dev/netd/internal/config"
@@ -54,10 +54,8 @@ func New(cfg *config.Config, b bus.Bus, log *slog.Logger) (*Service, error) {
 
 func (s *Service) netnsPath(id string) string { return filepath.Join(s.cfg.RunRoot, "netns", id) }
 
-var podIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
-
 func validID(id string) error {
-	if !podIDRe.MatchString(id) {
+	if !ids.Name(id, 128) {
 		return fmt.Errorf("pod id %q: want 1-128 letters, digits, '_', '.', '-': %w", id, errdefs.ErrInvalidArgument)
 	}
 	return nil
