@@ -27,7 +27,7 @@
 #define MAX_PAYLOAD (1u << 20)
 #define DRAIN_NS (5LL * 1000000000LL)
 
-enum kind { K_SIG, K_CTL_L, K_ATT_L, K_CON_L, K_CON_C, K_CTL, K_ATT, K_STREAM, K_STDIN };
+enum kind { K_SIG, K_CTL_L, K_ATT_L, K_CON_L, K_CON_C, K_CTL, K_ATT, K_STREAM, K_STDIN, K_FIFO };
 struct watch {
 	int kind;
 	int fd;
@@ -174,6 +174,11 @@ static int pty = -1;                 // pty master (terminal), kept for resize
 static int out_w = -1, err_w = -1, in_r = -1; // runtime's ends during create
 
 static struct watch w_in = {K_STDIN, -1}; // container stdin (pipe or dup of the pty master)
+// start without `runc start`: runc's exec fifo, read here (fast_start_begin)
+static struct watch w_fifo = {K_FIFO, -1};
+static bool fifo_data;
+static int64_t fifo_deadline;
+static char fifo_path[PATH_MAX_LOG];
 static struct queue in_q;
 static bool in_closing, in_out_on;
 
@@ -833,6 +838,8 @@ static void __attribute__((noreturn)) do_shutdown(void)
 	exit(0);
 }
 
+static bool fast_start_begin(void);
+
 static void ctl_request(struct ctl *c, char *req)
 {
 	size_t l = strlen(req);
@@ -848,6 +855,11 @@ static void ctl_request(struct ctl *c, char *req)
 				   status == ST_STARTING			  ? "starting"
 				   : init_exited && status != ST_STOPPED ? "stopped"
 									 : status_name());
+			return;
+		}
+		if (fast_start_begin()) {
+			status = ST_STARTING;
+			c->starting = true;
 			return;
 		}
 		const char *args[] = {cfg.id, NULL};
@@ -1006,9 +1018,10 @@ static void finish_exit(void)
 			att_finish(a);
 }
 
-static void start_done(void)
+// start_finish ends a start (err: NULL on success, else malloc'd and kept as
+// the container's start message).
+static void start_finish(char *err)
 {
-	char *err = rt_result(&start_call);
 	struct ctl *c = NULL;
 	for (struct ctl *x = ctls; x; x = x->next)
 		if (!x->dead && x->starting)
@@ -1027,6 +1040,109 @@ static void start_done(void)
 		status = ST_RUNNING;
 	if (c)
 		ctl_answer(c, "ok %d\n", (int)init_pid);
+}
+
+static void start_done(void) { start_finish(rt_result(&start_call)); }
+
+// fast_start_begin starts the container the way `runc start` does, without
+// running runc: runc init waits in an open() of <root>/<id>/exec.fifo for
+// writing until a reader appears, writes one byte, and execs the container's
+// process (closing its end). `runc start` (1.1 to 1.4: libcontainer's
+// Container.exec) opens the fifo for reading, reads to EOF, requires a byte
+// and removes the fifo, which is how runc tells "created" from "running"
+// afterwards. Poststart hooks are not part of it: runc runs them at create.
+// Returns false when this runtime or container does not allow it (the caller
+// runs `runtime start` instead).
+static bool fast_start_begin(void)
+{
+	if (cfg.start_via_runtime || strcmp(cfg.runtime_base, "runc") != 0)
+		return false;
+	int n = snprintf(fifo_path, sizeof fifo_path, "%s/%s/exec.fifo", cfg.runtime_root ? cfg.runtime_root : "/run/runc",
+			 cfg.id);
+	if (n < 0 || (size_t)n >= sizeof fifo_path)
+		return false;
+	int fd = open(fifo_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			logmsg("open %s: %s; starting through %s", fifo_path, strerror(errno), cfg.runtime_base);
+		return false;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode)) {
+		logmsg("%s is not a fifo; starting through %s", fifo_path, cfg.runtime_base);
+		close(fd);
+		return false;
+	}
+	w_fifo.fd = fd;
+	fifo_data = false;
+	fifo_deadline = now_ns(CLOCK_MONOTONIC) + cfg.timeout_ms * 1000000LL;
+	ep_add(&w_fifo, EPOLLIN);
+	return true;
+}
+
+// fast_start_end finishes a fifo start: err NULL once runc init wrote its
+// byte and closed the fifo by exec'ing the container process.
+static void fast_start_end(const char *err)
+{
+	close_watch(&w_fifo);
+	if (err) {
+		char *e = NULL;
+		if (asprintf(&e, "%s start: %s", cfg.runtime_base, err) < 0)
+			e = NULL;
+		start_finish(e ? e : strdup(err));
+		return;
+	}
+	if (unlink(fifo_path) < 0 && errno != ENOENT)
+		logmsg("remove %s: %s", fifo_path, strerror(errno));
+	start_finish(NULL);
+}
+
+// fifo_drain reads what the fifo holds: 0 at EOF, 1 when more may come,
+// -1 on an error.
+static int fifo_drain(void)
+{
+	char buf[64];
+	for (;;) {
+		ssize_t n = read(w_fifo.fd, buf, sizeof buf);
+		if (n > 0)
+			fifo_data = true;
+		else if (n == 0)
+			return 0;
+		else if (errno == EAGAIN)
+			return 1;
+		else if (errno != EINTR)
+			return -1;
+	}
+}
+
+static void fifo_read(void)
+{
+	int r = fifo_drain();
+	if (r == 0) // EOF: runc init exec'd the container process
+		fast_start_end(fifo_data ? NULL : "cannot start an already running container");
+	else if (r < 0)
+		fast_start_end(strerror(errno));
+}
+
+// fifo_check ends a fifo start whose init died or whose deadline passed;
+// returns the deadline still pending (0: none).
+static int64_t fifo_check(int64_t now)
+{
+	if (w_fifo.fd < 0)
+		return 0;
+	if (init_exited) { // started and already ended, or died before its byte
+		fifo_drain();
+		fast_start_end(fifo_data ? NULL : "container process is already dead");
+		return 0;
+	}
+	if (now >= fifo_deadline) {
+		logmsg("start: no word from runc init on %s in %ld ms", fifo_path, cfg.timeout_ms);
+		char msg[64];
+		snprintf(msg, sizeof msg, "timed out after %ld ms", cfg.timeout_ms);
+		fast_start_end(msg);
+		return 0;
+	}
+	return fifo_deadline;
 }
 
 // ---- create ----
@@ -1172,6 +1288,7 @@ static void handle_event(struct watch *w, uint32_t ev)
 	case K_CON_L: console_accept(); break;
 	case K_CON_C: console_read(); break;
 	case K_STREAM: stream_read((struct stream *)w); break;
+	case K_FIFO: fifo_read(); break;
 	case K_STDIN:
 		if (ev & (EPOLLERR | EPOLLHUP))
 			stdin_close_now();
@@ -1251,12 +1368,15 @@ int run_loop(void)
 	struct epoll_event evs[32];
 	for (;;) {
 		int64_t now = now_ns(CLOCK_MONOTONIC);
+		int64_t fnext = fifo_check(now); // before an exit ends the container
 		if (init_exited && status != ST_STOPPED && ((!s_out.open && !s_err.open) || now >= drain_deadline)) {
 			if (s_out.open || s_err.open)
 				logmsg("container output still open 5 s after the exit");
 			finish_exit();
 		}
 		int64_t next = rt_deadlines(now);
+		if (fnext && (!next || fnext < next))
+			next = fnext;
 		if (init_exited && status != ST_STOPPED && (!next || drain_deadline < next))
 			next = drain_deadline;
 		int ms = -1;

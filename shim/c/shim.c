@@ -219,12 +219,12 @@ static void parse_args(int argc, char **argv)
 			val++;
 		static const char *const strflags[] = {"id", "bundle", "state-dir", "runtime", "runtime-root",
 						       "log-path", "log-line-size", "timeout-ms"};
-		static const char *const boolflags[] = {"terminal", "stdin", "stdin-once"};
+		static const char *const boolflags[] = {"terminal", "stdin", "stdin-once", "start-via-runtime"};
 		int sf = -1, bf = -1;
 		for (int k = 0; k < 8; k++)
 			if (strlen(strflags[k]) == nl && !strncmp(a, strflags[k], nl))
 				sf = k;
-		for (int k = 0; k < 3; k++)
+		for (int k = 0; k < 4; k++)
 			if (strlen(boolflags[k]) == nl && !strncmp(a, boolflags[k], nl))
 				bf = k;
 		if (bf >= 0) {
@@ -233,8 +233,10 @@ static void parse_args(int argc, char **argv)
 				cfg.terminal = b;
 			else if (bf == 1)
 				cfg.stdin_ = b;
-			else
+			else if (bf == 2)
 				cfg.stdin_once = b;
+			else
+				cfg.start_via_runtime = b;
 			continue;
 		}
 		if (sf < 0)

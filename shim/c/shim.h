@@ -12,7 +12,7 @@
 
 struct config {
 	const char *id, *bundle, *state_dir, *runtime, *runtime_base, *runtime_root, *log_path;
-	bool terminal, stdin_, stdin_once;
+	bool terminal, stdin_, stdin_once, start_via_runtime;
 	size_t line_size;
 	long timeout_ms;
 };

@@ -153,7 +153,8 @@ func shimArgs(o SpawnOptions) []string {
 	if o.LogLineSize > 0 {
 		args = append(args, "--log-line-size", strconv.Itoa(o.LogLineSize))
 	}
-	for flag, on := range map[string]bool{"--terminal": o.Terminal, "--stdin": o.Stdin, "--stdin-once": o.StdinOnce} {
+	for flag, on := range map[string]bool{"--terminal": o.Terminal, "--stdin": o.Stdin, "--stdin-once": o.StdinOnce,
+		"--start-via-runtime": o.RuntimeStart} {
 		if on {
 			args = append(args, flag)
 		}

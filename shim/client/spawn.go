@@ -42,6 +42,10 @@ type SpawnOptions struct {
 	// lacks, the shim binary runs the command itself (`flotilla-shim exec`,
 	// proto/shim/PROTOCOL.md), 3-5 ms instead of runc's 15-20.
 	RuntimeExecSync bool
+	// RuntimeStart runs `runtime start` for Start. Default: when the runtime
+	// is runc, the shim does what `runc start` does itself (reads runc's exec
+	// fifo, proto/shim/PROTOCOL.md), which saves starting a runc process.
+	RuntimeStart bool
 }
 
 // Spawn starts a detached shim (its own session, reparented away from the

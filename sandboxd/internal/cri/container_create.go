@@ -144,7 +144,7 @@ func (s *Service) createContainer(ctx context.Context, p *sandbox, cfg *runtimea
 		ID: id, Bundle: bundle, StateDir: filepath.Join(bundle, "shim"),
 		Runtime: rt.Path, RuntimeRoot: rt.Root, LogPath: logPath,
 		Terminal: cfg.GetTty(), Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce(),
-		ShimBinary: s.Config.ShimPath, RuntimeExecSync: rt.ExecSyncViaRuntime,
+		ShimBinary: s.Config.ShimPath, RuntimeExecSync: rt.ExecSyncViaRuntime, RuntimeStart: rt.StartViaRuntime,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create container with %s: %w", rt.Path, err)
