@@ -330,9 +330,11 @@ func TestFlags(t *testing.T) {
 	}
 }
 
-// The built-in RuntimeDefault profile of sandboxd (sandboxd/internal/oci
-// DefaultSeccomp for a container without extra capabilities, copied): a
-// shell-like workload runs, the denied syscalls get EPERM.
+// A profile shaped like sandboxd's built-in RuntimeDefault (its denied
+// syscalls for a container without extra capabilities, copied from
+// sandboxd/internal/oci, which this module cannot import; sandboxd's
+// TestDefaultSeccompCompilesForFastExec compiles the real one): a shell-like
+// workload runs, the denied syscalls get EPERM.
 func TestRuntimeDefault(t *testing.T) {
 	denied := []string{
 		"acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "create_module",
