@@ -7,7 +7,8 @@
 #
 # Env: BENCH_TARGETS="flotilla containerd floor" (subset to run), BENCH_FLAGS (extra flotbench cri flags,
 # e.g. "--pods 5 --density 8", "--share-pid"), BENCH_PULL=0 to skip imaged's pull benchmark, BENCH_PHASES=1 to run
-# the fleet at log_level debug and print where each step of a pod start goes (flotbench phases).
+# the fleet at log_level debug and print where each step of a pod start goes (flotbench phases),
+# BENCH_RUN_ON_DISK=1 to keep the runtimes' run state on disk (see runtmpfs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -25,6 +26,14 @@ CTRD_BRIDGE=${CTRD_BRIDGE:0:15}
 log() { echo "bench: $*" >&2; }
 die() { log "$*"; exit 1; }
 want() { [[ " $TARGETS " == *" $1 "* ]]; }
+# runtmpfs DIR: the runtimes' run state lives on tmpfs, as /run is on a node (Flotilla's run_root defaults
+# to /run/flotilla, containerd's state to /run/containerd, runc's root to /run/runc): Flotilla's run/,
+# containerd's state and the floor's runc root and bundles. Images, layers and records stay on disk.
+runtmpfs() {
+	mkdir -p "$1" || die "mkdir $1 failed"
+	[ "${BENCH_RUN_ON_DISK:-0}" = 1 ] && return
+	mount -t tmpfs -o mode=0755,size=2g flotbench "$1" || die "mount tmpfs on $1 failed"
+}
 
 # One bench at a time on a machine (its containerd subnet is fixed).
 exec 8>/tmp/flotbench.lock
@@ -104,7 +113,8 @@ umoci unpack --image "$REPO/.tools/images/busybox:1.29-2" "$T/bundle" >/dev/null
 RESULTS=()
 if want floor; then
 	log "measuring the floor"
-	"$T/bin/flotbench" floor --rootfs "$T/bundle/rootfs" --cni-bin "$CNI_BIN" --out "$OUT/floor.json" |
+	runtmpfs "$T/floor-run"
+	"$T/bin/flotbench" floor --state-dir "$T/floor-run" --rootfs "$T/bundle/rootfs" --cni-bin "$CNI_BIN" --out "$OUT/floor.json" |
 		tee "$OUT/floor.txt"
 fi
 
@@ -113,6 +123,7 @@ if want flotilla; then
 	# The same network as containerd and the floor: bridge (no masquerade) + host-local + portmap.
 	LEVEL=info
 	[ "${BENCH_PHASES:-0}" = 1 ] && LEVEL=debug
+	runtmpfs "$T/flotilla/run"
 	FLOTILLA_REGISTRIES_CONF=$REGCONF setsid ./bin/flotctl up --root "$T/flotilla" --log-level "$LEVEL" --cni-chain portmap \
 		>"$T/flotctl.out" 2>"$T/flotctl.err" &
 	PIDS+=($!)
@@ -140,6 +151,7 @@ if want containerd; then
 	log "starting containerd $(containerd --version | awk '{print $3}')"
 	C=$T/containerd
 	mkdir -p "$C/net.d"
+	runtmpfs "$C/state"
 	for reg in registry.k8s.io docker.io k8s.gcr.io gcr.io; do
 		mkdir -p "$C/certs.d/$reg"
 		cat >"$C/certs.d/$reg/hosts.toml" <<-TOML

@@ -139,6 +139,7 @@ func runFloor(ctx context.Context, args []string) error {
 	fs.StringVar(&o.Runc, "runc", "runc", "runc binary")
 	fs.StringVar(&o.CNIBin, "cni-bin", "/work/main/.tools/cni", "CNI plugin directory (bridge, host-local, loopback)")
 	fs.IntVar(&o.N, "n", 20, "iterations of each measurement")
+	fs.StringVar(&o.StateDir, "state-dir", "", "directory for runc's root, the bundles and the netns pins (default: $TMPDIR or /tmp)")
 	fs.Parse(args)
 	if o.Rootfs == "" {
 		return fmt.Errorf("floor: --rootfs is required")

@@ -17,12 +17,15 @@ type Options struct {
 	Runc   string
 	CNIBin string
 	N      int
+	// StateDir holds runc's root, the bundles' config.json and the netns
+	// pins (a directory made in it, removed at the end); default: os.TempDir().
+	StateDir string
 }
 
 // Run measures both parts, recording floor.* ops in res. Everything it
 // creates (containers, namespaces, bridge, IPAM state) is removed.
 func Run(ctx context.Context, o Options, res *report.Result) error {
-	tmp, err := os.MkdirTemp("", "flotbench-floor-")
+	tmp, err := os.MkdirTemp(o.StateDir, "flotbench-floor-")
 	if err != nil {
 		return err
 	}
