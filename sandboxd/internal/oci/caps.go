@@ -6,20 +6,9 @@ import (
 	"os"
 	"strconv"
 	"strings"
-)
 
-// capNames indexes capability names by number (linux/capability.h).
-var capNames = []string{
-	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-	"CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-	"CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
-	"CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
-	"CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
-	"CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
-	"CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
-	"CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
-	"CAP_CHECKPOINT_RESTORE",
-}
+	"flotilla.dev/lib/caps"
+)
 
 // CapSet is a set of capability names (CAP_...).
 type CapSet []string
@@ -63,9 +52,9 @@ func capsFromStatus(path, field string) (CapSet, error) {
 // FromMask converts a capability bitmask to names (unknown bits skipped).
 func FromMask(mask uint64) CapSet {
 	var out CapSet
-	for i, n := range capNames {
+	for i := 0; i < caps.Count; i++ {
 		if mask&(1<<uint(i)) != 0 {
-			out = append(out, n)
+			out = append(out, caps.Name(i))
 		}
 	}
 	return out
@@ -82,10 +71,6 @@ func NormalizeCap(c string) (string, bool) {
 	if !strings.HasPrefix(u, "CAP_") {
 		u = "CAP_" + u
 	}
-	for _, n := range capNames {
-		if n == u {
-			return u, true
-		}
-	}
-	return u, false
+	_, ok := caps.Number(u)
+	return u, ok
 }
