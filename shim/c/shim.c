@@ -221,10 +221,10 @@ static void parse_args(int argc, char **argv)
 						       "log-path", "log-line-size", "timeout-ms"};
 		static const char *const boolflags[] = {"terminal", "stdin", "stdin-once", "start-via-runtime"};
 		int sf = -1, bf = -1;
-		for (int k = 0; k < 8; k++)
+		for (int k = 0; k < (int)(sizeof strflags / sizeof *strflags); k++)
 			if (strlen(strflags[k]) == nl && !strncmp(a, strflags[k], nl))
 				sf = k;
-		for (int k = 0; k < 4; k++)
+		for (int k = 0; k < (int)(sizeof boolflags / sizeof *boolflags); k++)
 			if (strlen(boolflags[k]) == nl && !strncmp(a, boolflags[k], nl))
 				bf = k;
 		if (bf >= 0) {
