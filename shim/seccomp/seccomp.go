@@ -32,13 +32,6 @@ import (
 // operators, flags and architectures other than x86_64, x32 and i386.
 var ErrUnsupported = errors.New("seccomp profile not supported by the fast exec path")
 
-// seccomp(2) filter flags from <linux/seccomp.h>.
-const (
-	flagLog              = 1 << 1 // SECCOMP_FILTER_FLAG_LOG
-	flagSpecAllow        = 1 << 2 // SECCOMP_FILTER_FLAG_SPEC_ALLOW
-	flagWaitKillableRecv = 1 << 5 // SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
-)
-
 // The action strings runc accepts (libcontainer/seccomp/config.go). SCMP_ACT_KILL
 // is the thread kill, as in runc's getAction. SCMP_ACT_NOTIFY is left out: it
 // needs a listener fd handed to an agent, which only runc does.
@@ -70,9 +63,9 @@ var archs = map[specs.Arch]libseccomp.ScmpArch{
 }
 
 var flagBits = map[specs.LinuxSeccompFlag]uint{
-	specs.LinuxSeccompFlagLog:              flagLog,
-	specs.LinuxSeccompFlagSpecAllow:        flagSpecAllow,
-	specs.LinuxSeccompFlagWaitKillableRecv: flagWaitKillableRecv,
+	specs.LinuxSeccompFlagLog:              unix.SECCOMP_FILTER_FLAG_LOG,
+	specs.LinuxSeccompFlagSpecAllow:        unix.SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+	specs.LinuxSeccompFlagWaitKillableRecv: unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
 }
 
 // Compile returns the program runc 1.1.5 would install for p: libseccomp's

@@ -325,7 +325,7 @@ func TestFlags(t *testing.T) {
 	want(t, res, sys(unix.SYS_GETPPID), unix.EPERM)
 
 	p.Flags = []specs.LinuxSeccompFlag{specs.LinuxSeccompFlagWaitKillableRecv}
-	if _, flags, err = Compile(p); err != nil || flags != flagWaitKillableRecv {
+	if _, flags, err = Compile(p); err != nil || flags != unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV {
 		t.Errorf("wait killable recv: flags %#x, %v", flags, err)
 	}
 }
