@@ -28,7 +28,7 @@
 
 extern char **environ;
 
-struct config cfg = {.line_size = 16384, .timeout_ms = 60000, .runtime_fd = -1};
+struct config cfg = {.line_size = 16384, .timeout_ms = 60000};
 
 // ---- small helpers ----
 
@@ -218,7 +218,7 @@ static void parse_args(int argc, char **argv)
 		if (val)
 			val++;
 		static const char *const strflags[] = {"id", "bundle", "state-dir", "runtime", "runtime-root",
-						       "log-path", "log-line-size", "timeout-ms", "runtime-fd"};
+						       "log-path", "log-line-size", "timeout-ms"};
 		static const char *const boolflags[] = {"terminal", "stdin", "stdin-once", "start-via-runtime"};
 		int sf = -1, bf = -1;
 		for (int k = 0; k < (int)(sizeof strflags / sizeof *strflags); k++)
@@ -259,7 +259,6 @@ static void parse_args(int argc, char **argv)
 				cfg.line_size = 16;
 			break;
 		case 7: cfg.timeout_ms = parse_num("timeout-ms", val, 1); break;
-		case 8: cfg.runtime_fd = (int)parse_num("runtime-fd", val, 4); break; // 3 is the sync pipe
 		}
 	}
 	if (!cfg.id || !*cfg.id)
@@ -288,7 +287,6 @@ static void parse_args(int argc, char **argv)
 	}
 	const char *b = strrchr(cfg.runtime, '/');
 	cfg.runtime_base = b ? b + 1 : cfg.runtime;
-	cfg.runtime_exec = cfg.runtime;
 }
 
 // ---- start-up ----
@@ -338,20 +336,8 @@ int main(int argc, char **argv)
 		close(lfd);
 	}
 	fcntl(2, F_SETFD, FD_CLOEXEC);
-	// --runtime-fd: the runtime's executable (sandboxd's sealed copy of runc),
-	// kept as fd 4. Close-on-exec: runtime calls execute /proc/self/fd/4,
-	// which the kernel opens before it closes the fd, so it reaches neither
-	// the runtime nor the container.
-	if (cfg.runtime_fd >= 0) {
-		if (cfg.runtime_fd != 4 && dup2(cfg.runtime_fd, 4) < 0)
-			usage_error("--runtime-fd %d: %s", cfg.runtime_fd, strerror(errno));
-		if (fcntl(4, F_SETFD, FD_CLOEXEC) < 0)
-			usage_error("--runtime-fd %d: %s", cfg.runtime_fd, strerror(errno));
-		cfg.runtime_fd = 4;
-		cfg.runtime_exec = "/proc/self/fd/4";
-	}
 	// no other inherited fd may leak to the container
-	close_range(cfg.runtime_fd >= 0 ? 5 : 4, ~0U, 0);
+	close_range(4, ~0U, 0);
 
 	pid_t pid = fork();
 	if (pid < 0) {

@@ -12,10 +12,6 @@
 
 struct config {
 	const char *id, *bundle, *state_dir, *runtime, *runtime_base, *runtime_root, *log_path;
-	// runtime_exec is what runtime calls execute: the runtime, or
-	// /proc/self/fd/4 with --runtime-fd (argv[0] stays the runtime)
-	const char *runtime_exec;
-	int runtime_fd; // -1: none
 	bool terminal, stdin_, stdin_once, start_via_runtime;
 	size_t line_size;
 	long timeout_ms;

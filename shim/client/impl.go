@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -78,22 +77,9 @@ func spawn(ctx context.Context, o SpawnOptions) (*Client, error) {
 		return nil, err
 	}
 	defer syncR.Close()
-	args := shimArgs(o)
-	extra := []*os.File{syncW}
-	if !o.RuntimeFromDisk {
-		sealed, err := runtimeCopies.acquire(o.Runtime)
-		if err != nil { // the copy only saves work: run runc from its file
-			slog.Warn("runc runs from its file, without a sealed copy", "runtime", o.Runtime, "err", err)
-		}
-		defer runtimeCopies.release(sealed)
-		if sealed != nil {
-			extra = append(extra, sealed.f) // fd 4
-			args = append(args, "--runtime-fd", "4")
-		}
-	}
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(bin, shimArgs(o)...)
 	cmd.Dir = "/"
-	cmd.ExtraFiles = extra
+	cmd.ExtraFiles = []*os.File{syncW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Run() // stage 1 forks the shim and exits at once
 	syncW.Close()

@@ -46,12 +46,6 @@ type SpawnOptions struct {
 	// is runc, the shim does what `runc start` does itself (reads runc's exec
 	// fifo, proto/shim/PROTOCOL.md), which saves starting a runc process.
 	RuntimeStart bool
-	// RuntimeFromDisk runs runc from its file for every runtime call.
-	// Default: the shim runs it from one sealed in-memory copy per runc
-	// executable (what runc's memfd-bind sets up), for which runc skips
-	// copying itself on every create and exec (CVE-2019-5736): about 9 MB
-	// written and a second execve less per container.
-	RuntimeFromDisk bool
 }
 
 // Spawn starts a detached shim (its own session, reparented away from the

@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -155,61 +154,4 @@ func TestStartTimesOutOnFrozenInit(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.finish(t, cl)
-}
-
-// The shim runs runc from sandboxd's sealed copy, so runc init runs from it
-// too instead of from a copy of its own; RuntimeFromDisk runs runc's file.
-func TestRuncRunsFromSealedCopy(t *testing.T) {
-	for _, fromDisk := range []bool{false, true} {
-		t.Run(fmt.Sprintf("from-disk-%v", fromDisk), func(t *testing.T) {
-			c := newCtr(t, false, "sleep", "60")
-			cl := c.spawn(t, func(o *client.SpawnOptions) { o.RuntimeFromDisk = fromDisk })
-			shimPid, err := cl.ShimPid()
-			if err != nil {
-				t.Fatal(err)
-			}
-			st, err := cl.State(ctx(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			initExe, err := os.Stat(fmt.Sprintf("/proc/%d/exe", st.Pid)) // runc init, waiting for start
-			if err != nil {
-				t.Fatal(err)
-			}
-			var memfds []string // the shim's memfds: the sealed copy, if any
-			fds, _ := filepath.Glob(fmt.Sprintf("/proc/%d/fd/*", shimPid))
-			for _, fd := range fds {
-				if l, _ := os.Readlink(fd); strings.HasPrefix(l, "/memfd:") {
-					memfds = append(memfds, fd)
-				}
-			}
-			switch {
-			case fromDisk && len(memfds) > 0:
-				t.Fatalf("the shim holds memfds %v with RuntimeFromDisk", memfds)
-			case !fromDisk && len(memfds) != 1:
-				t.Fatalf("the shim holds memfds %v, want runc's sealed copy", memfds)
-			case !fromDisk:
-				copyInfo, err := os.Stat(memfds[0])
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !os.SameFile(initExe, copyInfo) {
-					t.Fatal("runc init does not run from the shim's sealed copy")
-				}
-			}
-			if _, err := cl.Start(ctx(t)); err != nil {
-				t.Fatal(err)
-			}
-			if s := runcStatus(t, c); s != "running" {
-				t.Fatalf("runc state after start: %s", s)
-			}
-			if err := cl.Kill(ctx(t), 9, false); err != nil {
-				t.Fatal(err)
-			}
-			if exit, err := cl.Wait(ctx(t)); err != nil || exit.Code != 137 {
-				t.Fatalf("wait = %+v, %v", exit, err)
-			}
-			c.finish(t, cl)
-		})
-	}
 }

@@ -20,8 +20,6 @@ type Runtime struct {
 	ExecSyncViaRuntime bool `toml:"exec_sync_via_runtime" comment:"Run every ExecSync through the runtime's exec; false lets flotilla-shim run it itself when the runtime is runc and the container needs nothing it lacks (3-5 ms instead of 15-20)."`
 	// StartViaRuntime turns off flotilla-shim's StartContainer fast path.
 	StartViaRuntime bool `toml:"start_via_runtime" comment:"Run the runtime's start for StartContainer; false lets flotilla-shim do what runc start does itself when the runtime is runc (release runc init through its exec fifo), saving one runc process per start."`
-	// RuntimeFromDisk turns off running runc from a sealed in-memory copy.
-	RuntimeFromDisk bool `toml:"runtime_from_disk" comment:"Run runc from its file for every call; false runs it from one sealed in-memory copy per runc executable (what runc's memfd-bind sets up), for which runc skips copying itself (9 MB) on every create and exec (its CVE-2019-5736 defence)."`
 }
 
 // Config of sandboxd.

@@ -145,7 +145,6 @@ func (s *Service) createContainer(ctx context.Context, p *sandbox, cfg *runtimea
 		Runtime: rt.Path, RuntimeRoot: rt.Root, LogPath: logPath,
 		Terminal: cfg.GetTty(), Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce(),
 		ShimBinary: s.Config.ShimPath, RuntimeExecSync: rt.ExecSyncViaRuntime, RuntimeStart: rt.StartViaRuntime,
-		RuntimeFromDisk: rt.RuntimeFromDisk,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create container with %s: %w", rt.Path, err)
