@@ -8,7 +8,8 @@
 # Env: BENCH_TARGETS="flotilla containerd floor" (subset to run), BENCH_FLAGS (extra flotbench cri flags,
 # e.g. "--pods 5 --density 8", "--share-pid"), BENCH_PULL=0 to skip imaged's pull benchmark, BENCH_PHASES=1 to run
 # the fleet at log_level debug and print where each step of a pod start goes (flotbench phases),
-# BENCH_RUN_ON_DISK=1 to keep the runtimes' run state on disk (see runtmpfs).
+# BENCH_RUN_ON_DISK=1 to keep the runtimes' run state on disk (see runtmpfs), BENCH_FLOTILLA_TOML: a TOML
+# drop-in for the fleet's configuration (A/B runs, e.g. "[sandboxd.runtimes.runc]\nruntime_from_disk = true").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -124,6 +125,10 @@ if want flotilla; then
 	LEVEL=info
 	[ "${BENCH_PHASES:-0}" = 1 ] && LEVEL=debug
 	runtmpfs "$T/flotilla/run"
+	if [ -n "${BENCH_FLOTILLA_TOML:-}" ]; then
+		mkdir -p "$T/flotilla/etc/flotilla.d"
+		printf '%b\n' "$BENCH_FLOTILLA_TOML" >"$T/flotilla/etc/flotilla.d/90-bench.toml"
+	fi
 	FLOTILLA_REGISTRIES_CONF=$REGCONF setsid ./bin/flotctl up --root "$T/flotilla" --log-level "$LEVEL" --cni-chain portmap \
 		>"$T/flotctl.out" 2>"$T/flotctl.err" &
 	PIDS+=($!)
