@@ -9,19 +9,8 @@ import (
 	flog "flotilla.dev/lib/log"
 	imagev1 "flotilla.dev/proto/image/v1"
 	"flotilla.dev/sandboxd/internal/store"
-	"github.com/opencontainers/cgroups"
-	cgmanager "github.com/opencontainers/cgroups/manager"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
-
-// cgroupStats reads a container's cgroup (cgroupfs driver).
-func cgroupStats(path string) (*cgroups.Stats, error) {
-	m, err := cgmanager.New(&cgroups.Cgroup{Path: path, Resources: &cgroups.Resources{}})
-	if err != nil {
-		return nil, err
-	}
-	return m.GetStats()
-}
 
 func (s *Service) cgroupPath(r store.Container) string {
 	parent := "/flotilla"
@@ -67,21 +56,16 @@ func (s *Service) containerStats(c *container, wl *runtimeapi.FilesystemUsage) (
 	if r.State != store.ContainerRunning {
 		return out, nil
 	}
-	st, err := cgroupStats(s.cgroupPath(r))
+	u, err := readCgroupUsage(s.cgroupPath(r))
 	if err != nil {
 		return nil, fmt.Errorf("stats of container %s: %w", r.ID, err)
 	}
-	out.Cpu.UsageCoreNanoSeconds = &runtimeapi.UInt64Value{Value: st.CpuStats.CpuUsage.TotalUsage}
-	mem := st.MemoryStats
-	ws := mem.Usage.Usage
-	if inactive, ok := mem.Stats["total_inactive_file"]; ok && inactive < ws {
-		ws -= inactive
-	}
-	out.Memory.WorkingSetBytes = &runtimeapi.UInt64Value{Value: ws}
-	out.Memory.UsageBytes = &runtimeapi.UInt64Value{Value: mem.Usage.Usage}
-	out.Memory.RssBytes = &runtimeapi.UInt64Value{Value: mem.Stats["total_rss"]}
-	out.Memory.PageFaults = &runtimeapi.UInt64Value{Value: mem.Stats["total_pgfault"]}
-	out.Memory.MajorPageFaults = &runtimeapi.UInt64Value{Value: mem.Stats["total_pgmajfault"]}
+	out.Cpu.UsageCoreNanoSeconds = &runtimeapi.UInt64Value{Value: u.CPUNanos}
+	out.Memory.WorkingSetBytes = &runtimeapi.UInt64Value{Value: u.WorkingSet()}
+	out.Memory.UsageBytes = &runtimeapi.UInt64Value{Value: u.Memory}
+	out.Memory.RssBytes = &runtimeapi.UInt64Value{Value: u.RSS}
+	out.Memory.PageFaults = &runtimeapi.UInt64Value{Value: u.PageFaults}
+	out.Memory.MajorPageFaults = &runtimeapi.UInt64Value{Value: u.MajorFaults}
 	return out, nil
 }
 
