@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"net"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -151,9 +150,12 @@ type Runner struct {
 	exec *partialExec
 }
 
-// NewRunner searches binDirs for plugins.
-func NewRunner(binDirs []string, cacheDir string) *Runner {
-	ex := newPartialExec(filepath.Join(cacheDir, "partial"))
+// NewRunner searches binDirs for plugins and keeps the partial results of
+// ADDs in progress under partialDir. Those only need to outlive netd, not
+// the node: what they undo (veths, iptables rules) is gone after a reboot,
+// so partialDir belongs on tmpfs, where writing them costs no disk inodes.
+func NewRunner(binDirs []string, cacheDir, partialDir string) *Runner {
+	ex := newPartialExec(partialDir)
 	return &Runner{cni: libcni.NewCNIConfigWithCacheDir(binDirs, cacheDir, ex), exec: ex}
 }
 

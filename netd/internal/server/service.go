@@ -48,7 +48,7 @@ func New(cfg *config.Config, b bus.Bus, log *slog.Logger) (*Service, error) {
 	return &Service{
 		cfg: cfg, bus: b, log: log, store: st,
 		loader: cni.NewLoader(cfg.ConfDir, cfg.Network, cfg.BinDirs),
-		runner: cni.NewRunner(cfg.BinDirs, filepath.Join(cfg.Root, "cni-cache")),
+		runner: cni.NewRunner(cfg.BinDirs, filepath.Join(cfg.Root, "cni-cache"), filepath.Join(cfg.RunRoot, "netd", "cni-partial")),
 	}, nil
 }
 

@@ -396,7 +396,7 @@ func TestInterruptedSetupUndoneAtStart(t *testing.T) {
 	if err := os.Remove(cached[0]); err != nil {
 		t.Fatal(err)
 	}
-	partial := e.cfg.Root + "/cni-cache/partial"
+	partial := e.cfg.RunRoot + "/netd/cni-partial"
 	if err := os.MkdirAll(partial, 0o700); err != nil {
 		t.Fatal(err)
 	}
