@@ -9,7 +9,7 @@
 # e.g. "--pods 5 --density 8", "--share-pid"), BENCH_PULL=0 to skip imaged's pull benchmark, BENCH_PHASES=1 to run
 # the fleet at log_level debug and print where each step of a pod start goes (flotbench phases),
 # BENCH_RUN_ON_DISK=1 to keep the runtimes' run state on disk (see runtmpfs), BENCH_FLOTILLA_TOML: a TOML
-# drop-in for the fleet's configuration (A/B runs, e.g. "[sandboxd.runtimes.runc]\nruntime_from_disk = true").
+# drop-in for the fleet's configuration (A/B runs, e.g. "[sandboxd.runtimes.runc]\nexec_sync_via_runtime = true").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
