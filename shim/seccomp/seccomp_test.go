@@ -15,6 +15,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"flotilla.dev/lib/syscalls"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -330,24 +331,12 @@ func TestFlags(t *testing.T) {
 	}
 }
 
-// A profile shaped like sandboxd's built-in RuntimeDefault (its denied
-// syscalls for a container without extra capabilities, copied from
-// sandboxd/internal/oci, which this module cannot import; sandboxd's
-// TestDefaultSeccompCompilesForFastExec compiles the real one): a shell-like
-// workload runs, the denied syscalls get EPERM.
+// A profile shaped like sandboxd's built-in RuntimeDefault (the syscalls it
+// denies a container without extra capabilities, lib/syscalls; sandboxd's
+// TestDefaultSeccompCompilesForFastExec compiles the real profile): a
+// shell-like workload runs, the denied syscalls get EPERM.
 func TestRuntimeDefault(t *testing.T) {
-	denied := []string{
-		"acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "create_module",
-		"delete_module", "finit_module", "fsconfig", "fsmount", "fsopen", "fspick",
-		"get_kernel_syms", "get_mempolicy", "init_module", "ioperm", "iopl", "kcmp",
-		"kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie", "mbind", "mount",
-		"mount_setattr", "move_mount", "move_pages", "name_to_handle_at", "nfsservctl",
-		"open_by_handle_at", "open_tree", "perf_event_open", "personality", "pivot_root",
-		"process_vm_readv", "process_vm_writev", "ptrace", "query_module", "quotactl",
-		"quotactl_fd", "reboot", "request_key", "set_mempolicy", "setns", "settimeofday",
-		"stime", "swapoff", "swapon", "_sysctl", "syslog", "umount", "umount2", "unshare",
-		"uselib", "userfaultfd", "ustat", "vm86", "vm86old",
-	}
+	denied := syscalls.DeniedByDefault()
 	p := &specs.LinuxSeccomp{
 		DefaultAction: specs.ActAllow,
 		Architectures: []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32},

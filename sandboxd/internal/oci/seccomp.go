@@ -5,26 +5,9 @@ import (
 	"fmt"
 	"os"
 
+	"flotilla.dev/lib/syscalls"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
-
-// deniedSyscalls are refused (EPERM) by the built-in RuntimeDefault profile:
-// kernel modules, kexec, reboot, clock and keyring changes, tracing and BPF,
-// new mounts of namespaces and other host-wide operations a container has
-// no business doing. Everything else is allowed; a stricter allow-list
-// profile (e.g. Docker's) can be configured with seccomp_profile.
-var deniedSyscalls = []string{
-	"acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "create_module",
-	"delete_module", "finit_module", "fsconfig", "fsmount", "fsopen", "fspick",
-	"get_kernel_syms", "get_mempolicy", "init_module", "ioperm", "iopl", "kcmp",
-	"kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie", "mbind", "mount",
-	"mount_setattr", "move_mount", "move_pages", "name_to_handle_at", "nfsservctl",
-	"open_by_handle_at", "open_tree", "perf_event_open", "personality", "pivot_root",
-	"process_vm_readv", "process_vm_writev", "ptrace", "query_module", "quotactl",
-	"quotactl_fd", "reboot", "request_key", "set_mempolicy", "setns", "settimeofday",
-	"stime", "swapoff", "swapon", "_sysctl", "syslog", "umount", "umount2", "unshare",
-	"uselib", "userfaultfd", "ustat", "vm86", "vm86old",
-}
 
 // allowedWith lifts denials for containers granted the capability, as
 // Docker's profile does.
@@ -42,7 +25,9 @@ var allowedWith = map[string][]string{
 }
 
 // DefaultSeccomp returns the built-in RuntimeDefault profile for a
-// container holding caps.
+// container holding caps: lib/syscalls' DeniedByDefault get EPERM, less those
+// its capabilities lift; everything else is allowed. A stricter allow-list
+// profile (e.g. Docker's) can be configured with seccomp_profile.
 func DefaultSeccomp(caps CapSet) *specs.LinuxSeccomp {
 	lifted := map[string]bool{}
 	for c, names := range allowedWith {
@@ -53,7 +38,7 @@ func DefaultSeccomp(caps CapSet) *specs.LinuxSeccomp {
 		}
 	}
 	var denied []string
-	for _, n := range deniedSyscalls {
+	for _, n := range syscalls.DeniedByDefault() {
 		if !lifted[n] {
 			denied = append(denied, n)
 		}
