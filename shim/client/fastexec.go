@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"flotilla.dev/lib/caps"
+	"flotilla.dev/lib/cgroupfs"
 	"flotilla.dev/shim/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -319,34 +320,24 @@ func cgroupProcsFiles(pid int) ([]string, error) {
 			}
 		}
 	}
-	type mount struct{ point, root string }
-	mounts := map[string][]mount{} // sorted controller list ("" for v2) → mounts
-	mi, err := os.ReadFile("/proc/self/mountinfo")
+	all, err := cgroupfs.Mounts()
 	if err != nil {
 		return nil, err
 	}
-	for _, line := range strings.Split(string(mi), "\n") {
-		pre, post, ok := strings.Cut(line, " - ")
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if !ok || len(f) < 5 || len(g) < 3 {
-			continue
-		}
+	mounts := map[string][]cgroupfs.Mount{} // sorted controller list ("" for v2) → mounts
+	for _, m := range all {
 		var key string
-		switch g[0] {
-		case "cgroup2":
-		case "cgroup":
+		if !m.V2 {
 			var ctrls []string
-			for _, o := range strings.Split(g[2], ",") {
+			for _, o := range m.Options {
 				if known[o] || strings.HasPrefix(o, "name=") {
 					ctrls = append(ctrls, o)
 				}
 			}
 			slices.Sort(ctrls)
 			key = strings.Join(ctrls, ",")
-		default:
-			continue
 		}
-		mounts[key] = append(mounts[key], mount{point: unescape(f[4]), root: unescape(f[3])})
+		mounts[key] = append(mounts[key], m)
 	}
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 	if err != nil {
@@ -362,14 +353,14 @@ func cgroupProcsFiles(pid int) ([]string, error) {
 		slices.Sort(ctrls)
 		key := strings.Join(ctrls, ",")
 		for _, m := range mounts[key] {
-			rel, ok := strings.CutPrefix(parts[2], m.root)
-			if m.root == "/" {
+			rel, ok := strings.CutPrefix(parts[2], m.Root)
+			if m.Root == "/" {
 				rel, ok = parts[2], true
 			}
 			if !ok || (rel != "" && !strings.HasPrefix(rel, "/")) {
 				continue
 			}
-			out = append(out, filepath.Join(m.point, rel, "cgroup.procs"))
+			out = append(out, filepath.Join(m.Point, rel, "cgroup.procs"))
 			break
 		}
 	}
@@ -377,25 +368,6 @@ func cgroupProcsFiles(pid int) ([]string, error) {
 		return nil, fmt.Errorf("no cgroup of process %d is mounted here", pid)
 	}
 	return out, nil
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for a blank).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // capMask turns capability names into a bit mask.

@@ -1,15 +1,14 @@
 package cri
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 
+	"flotilla.dev/lib/cgroupfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -66,29 +65,16 @@ func findCgroupRoots() (cgroupRoots, error) {
 	return roots, rootsErr
 }
 
-// v1Mount finds the hierarchy of a v1 controller in /proc/self/mountinfo.
+// v1Mount finds where the v1 hierarchy carrying controller is mounted.
 func v1Mount(controller string) (string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	mounts, err := cgroupfs.Mounts()
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// id parent maj:min root mountpoint options [optional...] - fstype source superoptions
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		fields, tail := strings.Fields(pre), strings.Fields(post)
-		if !ok || len(fields) < 5 || len(tail) < 3 || tail[0] != "cgroup" {
-			continue
+	for _, m := range mounts {
+		if !m.V2 && m.Has(controller) {
+			return m.Point, nil
 		}
-		for _, opt := range strings.Split(tail[2], ",") {
-			if opt == controller {
-				return fields[4], nil
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return "", err
 	}
 	return "", fmt.Errorf("no cgroup v1 hierarchy with the %s controller is mounted", controller)
 }
