@@ -78,6 +78,9 @@ cleanup() {
 	bridges=$CTRD_BRIDGE
 	bridges+=" $(grep -rhoE '"bridge": *"[^"]+"' "$T/flotilla" 2>/dev/null | sed -E 's/.*"([^"]+)"$/\1/' | sort -u)"
 	for b in $bridges; do ip link show "$b" >/dev/null 2>&1 && ip link del "$b"; done
+	# The parent cgroups runc made for the fleet (flotilla) and containerd (k8s.io), if nothing else is in
+	# them: rmdir fails on a cgroup with children or processes, so a node's own containers keep theirs.
+	rmdir /sys/fs/cgroup/*/flotilla /sys/fs/cgroup/*/k8s.io 2>/dev/null
 	rm -rf "$T"
 }
 trap cleanup EXIT
