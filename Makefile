@@ -9,7 +9,7 @@ export GOFLAGS := -buildvcs=false
 GOTAGS := containers_image_openpgp,exclude_graphdriver_btrfs,exclude_graphdriver_zfs,containers_image_docker_daemon_stub,grpcnotrace
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X flotilla.dev/lib/version.Version=$(VERSION)
-MODULES := proto lib criproxy imaged sandboxd netd shim ctl
+MODULES := proto lib criproxy imaged sandboxd netd shim ctl bench
 # The four daemons are one executable, bin/flotilla, and bin/<daemon> are links to
 # it: their processes share its pages (docs/performance.md, "Daemon memory").
 # Install with the links kept (cp -P), or four copies lose the sharing.
