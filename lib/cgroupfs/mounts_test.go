@@ -2,6 +2,9 @@ package cgroupfs
 
 import (
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -35,5 +38,24 @@ func TestMountsOfThisMachine(t *testing.T) {
 	}
 	if !v2 && !memory {
 		t.Errorf("no cgroup2 and no memory hierarchy in %+v", mounts)
+	}
+}
+
+// Every cgroup.procs file listed for this process exists and lists it.
+func TestProcsFilesOfThisProcess(t *testing.T) {
+	files, err := ProcsFiles(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := strconv.Itoa(os.Getpid())
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if !slices.Contains(strings.Fields(string(b)), self) {
+			t.Errorf("%s does not list pid %s", f, self)
+		}
 	}
 }

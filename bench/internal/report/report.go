@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"flotilla.dev/bench/internal/procmem"
 	"flotilla.dev/bench/internal/stats"
+	"flotilla.dev/lib/cgroupfs"
 )
 
 // Result of one flotbench run against one target (a CRI endpoint or the
@@ -94,36 +94,24 @@ func ThisMachine() Machine {
 	return m
 }
 
-// cgroupMove times writing 0 (this process) to the cgroup.procs of the cgroup
+// cgroupMove times writing 0 (this process) to the cgroup.procs of a cgroup
 // it is in: a move that changes nothing but takes the same lock as runc's.
-// It tries the hierarchies of /proc/self/cgroup under /sys/fs/cgroup (v1:
-// /sys/fs/cgroup/<controllers>, v2: /sys/fs/cgroup itself or its unified/).
 func cgroupMove() float64 {
-	b, err := os.ReadFile("/proc/self/cgroup")
+	files, err := cgroupfs.ProcsFiles(os.Getpid())
 	if err != nil {
 		return 0
 	}
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 {
+	for _, p := range files {
+		f, err := os.OpenFile(p, os.O_WRONLY, 0)
+		if err != nil {
 			continue
 		}
-		dirs := []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}
-		if parts[1] != "" {
-			dirs = []string{filepath.Join("/sys/fs/cgroup", strings.TrimPrefix(parts[1], "name="))}
-		}
-		for _, d := range dirs {
-			f, err := os.OpenFile(filepath.Join(d, parts[2], "cgroup.procs"), os.O_WRONLY, 0)
-			if err != nil {
-				continue
-			}
-			t := time.Now()
-			_, err = f.Write([]byte("0"))
-			el := time.Since(t)
-			f.Close()
-			if err == nil {
-				return float64(el.Nanoseconds()) / 1e6
-			}
+		t := time.Now()
+		_, err = f.Write([]byte("0"))
+		el := time.Since(t)
+		f.Close()
+		if err == nil {
+			return float64(el.Nanoseconds()) / 1e6
 		}
 	}
 	return 0
