@@ -71,7 +71,7 @@ int rt_spawn(struct rcall *rc, const char *cmd, const char *const *args, int in,
 	posix_spawnattr_setsigdefault(&at, &def);
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 	pid_t pid;
-	int e = posix_spawn(&pid, cfg.runtime, &fa, &at, (char *const *)argv, environ);
+	int e = posix_spawn(&pid, cfg.runtime_fd >= 0 ? cfg.runtime_exec : cfg.runtime, &fa, &at, (char *const *)argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
 	if (null >= 0)

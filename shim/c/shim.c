@@ -28,7 +28,7 @@
 
 extern char **environ;
 
-struct config cfg = {.line_size = 16384, .timeout_ms = 60000};
+struct config cfg = {.line_size = 16384, .timeout_ms = 60000, .runtime_fd = -1};
 
 // ---- small helpers ----
 
@@ -218,7 +218,7 @@ static void parse_args(int argc, char **argv)
 		if (val)
 			val++;
 		static const char *const strflags[] = {"id", "bundle", "state-dir", "runtime", "runtime-root",
-						       "log-path", "log-line-size", "timeout-ms"};
+						       "log-path", "log-line-size", "timeout-ms", "runtime-fd"};
 		static const char *const boolflags[] = {"terminal", "stdin", "stdin-once", "start-via-runtime"};
 		int sf = -1, bf = -1;
 		for (int k = 0; k < (int)(sizeof strflags / sizeof *strflags); k++)
@@ -259,6 +259,7 @@ static void parse_args(int argc, char **argv)
 				cfg.line_size = 16;
 			break;
 		case 7: cfg.timeout_ms = parse_num("timeout-ms", val, 1); break;
+		case 8: cfg.runtime_fd = (int)parse_num("runtime-fd", val, 4); break;
 		}
 	}
 	if (!cfg.id || !*cfg.id)
@@ -287,6 +288,12 @@ static void parse_args(int argc, char **argv)
 	}
 	const char *b = strrchr(cfg.runtime, '/');
 	cfg.runtime_base = b ? b + 1 : cfg.runtime;
+	if (cfg.runtime_fd >= 0) {
+		struct stat st;
+		if (fstat(cfg.runtime_fd, &st) < 0 || !S_ISREG(st.st_mode))
+			usage_error("--runtime-fd %d is not an open regular file", cfg.runtime_fd);
+		snprintf(cfg.runtime_exec, sizeof cfg.runtime_exec, "/proc/self/fd/%d", cfg.runtime_fd);
+	}
 }
 
 // ---- start-up ----
@@ -336,8 +343,17 @@ int main(int argc, char **argv)
 		close(lfd);
 	}
 	fcntl(2, F_SETFD, FD_CLOEXEC);
-	// no other inherited fd may leak to the container
-	close_range(4, ~0U, 0);
+	// no other inherited fd may leak to the container; the runtime's fd
+	// stays open in the shim only (close-on-exec: exec'ing /proc/self/fd/N
+	// resolves it before the fds are closed)
+	if (cfg.runtime_fd >= 0) {
+		if (cfg.runtime_fd > 4)
+			close_range(4, cfg.runtime_fd - 1, 0);
+		close_range(cfg.runtime_fd + 1, ~0U, 0);
+		fcntl(cfg.runtime_fd, F_SETFD, FD_CLOEXEC);
+	} else {
+		close_range(4, ~0U, 0);
+	}
 
 	pid_t pid = fork();
 	if (pid < 0) {

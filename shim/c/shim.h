@@ -15,6 +15,11 @@ struct config {
 	bool terminal, stdin_, stdin_once, start_via_runtime;
 	size_t line_size;
 	long timeout_ms;
+	// --runtime-fd: the runtime is exec'd from this inherited fd (a sealed
+	// copy of the binary, see PROTOCOL.md) as runtime_exec, "/proc/self/fd/N";
+	// argv[0] stays runtime.
+	int runtime_fd;
+	char runtime_exec[32];
 };
 extern struct config cfg;
 

@@ -77,11 +77,22 @@ func spawn(ctx context.Context, o SpawnOptions) (*Client, error) {
 		return nil, err
 	}
 	defer syncR.Close()
-	cmd := exec.Command(bin, shimArgs(o)...)
+	args := shimArgs(o)
+	extra := []*os.File{syncW}
+	f := sealedFor(o.Runtime)
+	if f != nil {
+		// The shim keeps fd 4 and execs the runtime from it (sealed.go).
+		extra = append(extra, f)
+		args = append(args, "--runtime-fd", "4")
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = "/"
-	cmd.ExtraFiles = []*os.File{syncW}
+	cmd.ExtraFiles = extra
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Run() // stage 1 forks the shim and exits at once
+	if f != nil {
+		sealedMu.RUnlock()
+	}
 	syncW.Close()
 	if err != nil {
 		return nil, fmt.Errorf("spawn shim for %s: %w", o.ID, err)

@@ -64,6 +64,12 @@ func (r runtimeCmd) runStatus(ctx context.Context, sio *stdio, args ...string) (
 		argv = append(argv, "--root", r.root)
 	}
 	cmd := exec.CommandContext(ctx, r.binary, append(argv, args...)...)
+	sc := sealedFor(r.binary)
+	if sc != nil {
+		// argv[0] stays the binary's path; /proc/self/fd/N resolves in
+		// the child before its close-on-exec fds are closed.
+		cmd.Path = fmt.Sprintf("/proc/self/fd/%d", sc.Fd())
+	}
 	cmd.Dir = r.dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = 2 * time.Second // a background child may keep an output pipe open
@@ -83,13 +89,17 @@ func (r runtimeCmd) runStatus(ctx context.Context, sio *stdio, args ...string) (
 			cmd.Cancel = func() error { sio.cancel(); return cmd.Process.Kill() }
 		}
 	}
-	if err := cmd.Start(); err != nil {
+	err := cmd.Start()
+	if sc != nil {
+		sealedMu.RUnlock()
+	}
+	if err != nil {
 		return -1, fmt.Errorf("%s %s: %w", filepath.Base(r.binary), args[0], err)
 	}
 	if sio != nil && sio.started != nil {
 		sio.started(cmd.Process.Pid)
 	}
-	err := cmd.Wait()
+	err = cmd.Wait()
 	status := cmd.ProcessState.ExitCode()
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		status = 128 + int(ws.Signal())

@@ -18,6 +18,7 @@ import (
 	"flotilla.dev/sandboxd/internal/config"
 	"flotilla.dev/sandboxd/internal/cri"
 	"flotilla.dev/sandboxd/internal/store"
+	shimclient "flotilla.dev/shim/client"
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -61,6 +62,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			}
 		}
 	}
+	sealRuntimes(cfg, log)
 	svc, err := cri.New(ctx, cri.Deps{
 		Config: cfg, Store: st, Bus: b, Log: log,
 		Net: netv1.NewNetServiceClient(netd), Rootfs: imagev1.NewRootfsServiceClient(imaged),
@@ -86,6 +88,27 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Daemon: &eventsv1.DaemonEvent{Name: "sandboxd", Version: version.Version, Pid: int32(os.Getpid()), Socket: cfg.Socket}}})
 	log.Info("serving", flog.KeySocket, cfg.Socket)
 	return srv.Serve(ctx)
+}
+
+// sealRuntimes makes the sealed copy of every runc 1.0/1.1 runtime
+// (shim/client.SealRuntime). A runtime it cannot copy runs from its binary,
+// as it would without the copy.
+func sealRuntimes(cfg *config.Config, log *slog.Logger) {
+	for _, h := range cfg.Handlers() {
+		rt, _ := cfg.Runtime(h)
+		if rt.BinaryCopyPerCall {
+			continue
+		}
+		size, why, err := shimclient.SealRuntime(rt.Path)
+		switch {
+		case err != nil:
+			log.Warn("runtime runs without a sealed copy", "handler", h, "path", rt.Path, "err", err)
+		case size > 0:
+			log.Info("runtime runs from one sealed copy", "handler", h, "path", rt.Path, "bytes", size)
+		default:
+			log.Debug("runtime needs no sealed copy", "handler", h, "path", rt.Path, "reason", why)
+		}
+	}
 }
 
 func fileExists(p string) bool {
