@@ -139,6 +139,8 @@ func runFloor(ctx context.Context, args []string) error {
 	fs.StringVar(&o.Runc, "runc", "runc", "runc binary")
 	fs.StringVar(&o.CNIBin, "cni-bin", "/work/main/.tools/cni", "CNI plugin directory (bridge, host-local, loopback)")
 	fs.IntVar(&o.N, "n", 20, "iterations of each measurement")
+	fs.IntVar(&o.Density, "density", 30, "density: pods (netns + CNI ADD + runc create+start) started concurrently; 0 skips it")
+	fs.IntVar(&o.Concurrency, "concurrency", 8, "density: concurrent starts")
 	fs.StringVar(&o.StateDir, "state-dir", "", "directory for runc's root, the bundles and the netns pins (default: $TMPDIR or /tmp)")
 	fs.Parse(args)
 	if o.Rootfs == "" {

@@ -37,31 +37,12 @@ func lockSubnet() (*os.File, int, error) {
 // cniFloor times creating a pinned network namespace plus CNI ADD of a
 // bridge conflist o.N times, then CNI DEL plus removing the namespace.
 func cniFloor(ctx context.Context, o Options, tmp string, res *report.Result) error {
-	lock, n, err := lockSubnet()
+	nw, err := openNet(o, tmp)
 	if err != nil {
 		return err
 	}
-	defer lock.Close()
-	bridge := fmt.Sprintf("fbf%d-%d", n, os.Getpid()%10000)
-	if len(bridge) > 15 {
-		bridge = bridge[:15]
-	}
-	defer func() {
-		if l, err := netlink.LinkByName(bridge); err == nil {
-			if err := netlink.LinkDel(l); err != nil {
-				res.Problem("delete bridge %s: %v", bridge, err)
-			}
-		}
-	}()
-	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"flotbench-floor-%d","plugins":[
-{"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":false,"hairpinMode":true,
- "ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"10.214.%d.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}]}},
-{"type":"portmap","capabilities":{"portMappings":true}}]}`, n, bridge, filepath.Join(tmp, "ipam"), n)
-	list, err := libcni.ConfListFromBytes([]byte(conf))
-	if err != nil {
-		return err
-	}
-	cni := libcni.NewCNIConfigWithCacheDir([]string{o.CNIBin}, filepath.Join(tmp, "cni-cache"), nil)
+	defer nw.close(res)
+	list, cni, n := nw.list, nw.cni, nw.subnet
 	nsDir := filepath.Join(tmp, "netns")
 	if err := os.MkdirAll(nsDir, 0o755); err != nil {
 		return err
@@ -122,6 +103,48 @@ func cniFloor(ctx context.Context, o Options, tmp string, res *report.Result) er
 	res.Ops["floor.netns_cni_add"] = both.Summary()
 	res.Ops["floor.cni_del_netns"] = del.Summary()
 	return nil
+}
+
+// floorNet is the floor's CNI network: a bridge conflist on a subnet of its
+// own, with IPAM state and the CNI cache under a temporary directory.
+type floorNet struct {
+	lock   *os.File
+	subnet int // 10.214.<subnet>.0/24
+	bridge string
+	list   *libcni.NetworkConfigList
+	cni    *libcni.CNIConfig
+}
+
+func openNet(o Options, tmp string) (*floorNet, error) {
+	lock, n, err := lockSubnet()
+	if err != nil {
+		return nil, err
+	}
+	bridge := fmt.Sprintf("fbf%d-%d", n, os.Getpid()%10000)
+	if len(bridge) > 15 {
+		bridge = bridge[:15]
+	}
+	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"flotbench-floor-%d","plugins":[
+{"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":false,"hairpinMode":true,
+ "ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"10.214.%d.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}]}},
+{"type":"portmap","capabilities":{"portMappings":true}}]}`, n, bridge, filepath.Join(tmp, "ipam"), n)
+	list, err := libcni.ConfListFromBytes([]byte(conf))
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	cni := libcni.NewCNIConfigWithCacheDir([]string{o.CNIBin}, filepath.Join(tmp, "cni-cache"), nil)
+	return &floorNet{lock: lock, subnet: n, bridge: bridge, list: list, cni: cni}, nil
+}
+
+// close deletes the bridge and gives the subnet back.
+func (nw *floorNet) close(res *report.Result) {
+	if l, err := netlink.LinkByName(nw.bridge); err == nil {
+		if err := netlink.LinkDel(l); err != nil {
+			res.Problem("delete bridge %s: %v", nw.bridge, err)
+		}
+	}
+	nw.lock.Close()
 }
 
 // newNetns creates a network namespace pinned by a bind mount at path. The

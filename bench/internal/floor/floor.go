@@ -1,6 +1,7 @@
 // Package floor measures what any runtime must do at least for a pod: runc
 // create+start of a busybox bundle, and a network namespace with CNI ADD
-// (libcni, bridge plugin) — the floor the runtimes are compared with.
+// (libcni, bridge plugin) — the floor the runtimes are compared with — one
+// after another, and both together for many pods at once (density).
 package floor
 
 import (
@@ -17,6 +18,9 @@ type Options struct {
 	Runc   string
 	CNIBin string
 	N      int
+	// Density pods are started Concurrency at a time (netns + CNI ADD +
+	// runc create + start each); 0 skips it.
+	Density, Concurrency int
 	// StateDir holds runc's root, the bundles' config.json and the netns
 	// pins (a directory made in it, removed at the end); default: os.TempDir().
 	StateDir string
@@ -35,6 +39,11 @@ func Run(ctx context.Context, o Options, res *report.Result) error {
 	}
 	if err := cniFloor(ctx, o, tmp, res); err != nil {
 		res.Problem("netns+CNI floor: %v", err)
+	}
+	if o.Density > 0 {
+		if err := densityFloor(ctx, o, tmp, res); err != nil {
+			res.Problem("density floor: %v", err)
+		}
 	}
 	if len(res.Ops) == 0 {
 		return fmt.Errorf("nothing measured")

@@ -67,7 +67,7 @@ func TestFloorMeasuresAndCleansUp(t *testing.T) {
 	}
 	cniBin, _ = filepath.Abs(cniBin)
 	res := report.New("floor")
-	o := Options{Rootfs: busyboxRootfs(t), Runc: "runc", CNIBin: cniBin, N: 2}
+	o := Options{Rootfs: busyboxRootfs(t), Runc: "runc", CNIBin: cniBin, N: 2, Density: 3, Concurrency: 2}
 	if err := Run(context.Background(), o, res); err != nil {
 		t.Fatal(err)
 	}
@@ -80,6 +80,12 @@ func TestFloorMeasuresAndCleansUp(t *testing.T) {
 		if !ok || s.N != 2 || s.Errors != 0 || s.P50 <= 0 {
 			t.Errorf("%s = %+v, want 2 timed successes", k, s)
 		}
+	}
+	if s := res.Ops["floor.density_pod"]; s.N != 3 || s.Errors != 0 {
+		t.Errorf("floor.density_pod = %+v, want 3 pods started", s)
+	}
+	if v := res.Values["density.pods_per_s"]; v <= 0 || v > 1000 {
+		t.Errorf("density.pods_per_s = %v", v)
 	}
 	// Nothing is left: no bridge of this process, no pinned namespace or
 	// other mount, no cgroup of the containers.

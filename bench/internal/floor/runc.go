@@ -34,21 +34,7 @@ func runcFloor(ctx context.Context, o Options, tmp string, res *report.Result) e
 		return err
 	}
 	defer out.Close()
-	runc := func(args ...string) error {
-		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(cctx, o.Runc, append([]string{"--root", state}, args...)...)
-		// A file, not a pipe: the container inherits runc's stdio and would
-		// hold a pipe open, and Wait would wait for it.
-		out.Truncate(0)
-		out.Seek(0, 0)
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Run(); err != nil {
-			b, _ := os.ReadFile(out.Name())
-			return fmt.Errorf("runc %s: %w: %s", args[0], err, bytes.TrimSpace(b))
-		}
-		return nil
-	}
+	runc := func(args ...string) error { return runRunc(o.Runc, state, out, args...) }
 	var created []string
 	defer func() { // also after a failure or an interrupt
 		for _, id := range created {
@@ -104,6 +90,23 @@ func runcFloor(ctx context.Context, o Options, tmp string, res *report.Result) e
 	res.Ops["floor.runc_total"] = total.Summary()
 	res.Ops["floor.runc_teardown"] = teardown.Summary()
 	res.Ops["floor.runc_exec"] = execRec.Summary()
+	return nil
+}
+
+// runRunc runs `runc --root state args...` with its output in out (a file,
+// not a pipe: the container inherits runc's stdio and would hold a pipe
+// open, and Wait would wait for it), which it returns in the error.
+func runRunc(runc, state string, out *os.File, args ...string) error {
+	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, runc, append([]string{"--root", state}, args...)...)
+	out.Truncate(0)
+	out.Seek(0, 0)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Run(); err != nil {
+		b, _ := os.ReadFile(out.Name())
+		return fmt.Errorf("runc %s: %w: %s", args[0], err, bytes.TrimSpace(b))
+	}
 	return nil
 }
 
