@@ -134,9 +134,11 @@ func TestSealedRuntimeCopy(t *testing.T) {
 		}
 		return false
 	})
-	if err := cl.KillExec(ctx(t), "sealed", syscall.SIGKILL); err != nil {
-		t.Errorf("kill exec: %v", err)
-	}
+	// The runc process can be seen before the client has recorded the
+	// session as started; until then KillExec refuses.
+	waitFor(t, "KillExec to be accepted", func() bool {
+		return cl.KillExec(ctx(t), "sealed", syscall.SIGKILL) == nil
+	})
 	if err := <-done; err != nil {
 		t.Errorf("exec: %v", err)
 	}
