@@ -138,13 +138,11 @@ func validate(o *SpawnOptions) error {
 	if o.Runtime == "" {
 		o.Runtime = "runc"
 	}
-	if !filepath.IsAbs(o.Runtime) {
-		p, err := exec.LookPath(o.Runtime)
-		if err != nil {
-			return fmt.Errorf("runtime %q: %w", o.Runtime, err)
-		}
-		o.Runtime = p
+	p, err := absRuntime(o.Runtime)
+	if err != nil {
+		return err
 	}
+	o.Runtime = p
 	if o.Timeout == 0 {
 		o.Timeout = time.Minute
 	}

@@ -76,6 +76,8 @@ func SealRuntime(runtime string) (int64, string, error) {
 	return sealLocked(path)
 }
 
+// absRuntime is the runtime's absolute path: as given, or looked up in PATH
+// (Spawn resolves it the same way, so a sealed copy is found by that path).
 func absRuntime(runtime string) (string, error) {
 	if filepath.IsAbs(runtime) {
 		return runtime, nil
