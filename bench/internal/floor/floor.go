@@ -26,7 +26,8 @@ type Options struct {
 	StateDir string
 }
 
-// Run measures both parts, recording floor.* ops in res. Everything it
+// Run measures both parts, and density when o.Density > 0, recording
+// floor.* ops (and density.* values) in res. Everything it
 // creates (containers, namespaces, bridge, IPAM state) is removed.
 func Run(ctx context.Context, o Options, res *report.Result) error {
 	tmp, err := os.MkdirTemp(o.StateDir, "flotbench-floor-")

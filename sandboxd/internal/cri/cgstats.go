@@ -57,20 +57,19 @@ func findCgroupRoots() (cgroupRoots, error) {
 			roots = cgroupRoots{unified: true}
 			return
 		}
-		roots.cpuacct, rootsErr = v1Mount("cpuacct")
-		if rootsErr == nil {
-			roots.memory, rootsErr = v1Mount("memory")
+		var mounts []cgroupfs.Mount
+		if mounts, rootsErr = cgroupfs.Mounts(); rootsErr != nil {
+			return
+		}
+		if roots.cpuacct, rootsErr = v1Mount(mounts, "cpuacct"); rootsErr == nil {
+			roots.memory, rootsErr = v1Mount(mounts, "memory")
 		}
 	})
 	return roots, rootsErr
 }
 
 // v1Mount finds where the v1 hierarchy carrying controller is mounted.
-func v1Mount(controller string) (string, error) {
-	mounts, err := cgroupfs.Mounts()
-	if err != nil {
-		return "", err
-	}
+func v1Mount(mounts []cgroupfs.Mount, controller string) (string, error) {
 	for _, m := range mounts {
 		if !m.V2 && m.Has(controller) {
 			return m.Point, nil
