@@ -68,23 +68,10 @@ func (s *Service) SetupPod(ctx context.Context, req *netv1.SetupPodRequest) (*ne
 	rec := &store.Record{PodID: id, Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID, Phase: store.Creating,
 		NetNS: s.netnsPath(id), IfName: cni.IfName, Network: st.List.Name, ConfList: st.List.Bytes,
 		Args: cni.Args(pod), CapabilityArgs: caps}
-	// The record is written before anything is created, so a crash at any
-	// later point is found and undone at the next start.
-	if err := s.store.Put(rec); err != nil {
-		return nil, err
-	}
-	ph.Mark("store_creating")
-	// No record owns a pin left at this path (say, from a crash before the
-	// last reconcile): it is stale.
-	if err := netns.Remove(rec.NetNS); err != nil {
-		_ = s.store.Delete(id)
+	if err := s.recordAndCreateNetNS(rec); err != nil {
 		return nil, fmt.Errorf("pod %s: %w", id, err)
 	}
-	if err := netns.Create(rec.NetNS); err != nil {
-		_ = s.store.Delete(id)
-		return nil, fmt.Errorf("pod %s: %w", id, err)
-	}
-	ph.Mark("netns")
+	ph.Mark("record_and_netns")
 	actx, cancel := context.WithTimeout(ctx, pluginTimeout)
 	ips, err := s.runner.Add(actx, st.List, id, rec.NetNS, rec.Args, rec.CapabilityArgs)
 	cancel()
@@ -100,14 +87,52 @@ func (s *Service) SetupPod(ctx context.Context, req *netv1.SetupPodRequest) (*ne
 	}
 	ph.Mark("cni_add")
 	rec.IPs, rec.Phase = ips, store.Ready
-	if err := s.store.Put(rec); err != nil {
+	// Not waited for: until its fsync is done a power loss can only leave
+	// the Creating record, and after a reboot Reconcile undoes a pod's
+	// network the same way from either (the namespace is gone with it).
+	sync, err := s.store.PutThenSync(rec)
+	if err != nil {
 		cctx, ccancel := detached(ctx)
 		_ = s.teardown(cctx, rec, true)
 		ccancel()
 		return nil, err
 	}
+	go func() {
+		if err := sync(); err != nil {
+			log.Warn("pod network record not synced to disk", flog.KeyError, err)
+		}
+	}()
 	ph.Mark("store_ready")
 	log.Info("pod network set up", "ips", ips, "network", rec.Network)
 	s.publish(eventsv1.SubjectNetworkSetup, id, "setup", ips, "")
 	return &netv1.SetupPodResponse{Network: toProto(rec)}, nil
+}
+
+// recordAndCreateNetNS writes rec (phase Creating) durably and creates and
+// pins its network namespace, side by side: CNI ADD, the first step that
+// allocates anything a restart could not find without the record, runs
+// only after both. A namespace without a record (a crash in between) is
+// removed by Reconcile; on failure neither is left.
+func (s *Service) recordAndCreateNetNS(rec *store.Record) error {
+	stored := make(chan error, 1)
+	go func() { stored <- s.store.Put(rec) }()
+	// No record owns a pin left at this path (say, from a crash before the
+	// last reconcile): it is stale.
+	nerr := netns.Remove(rec.NetNS)
+	if nerr == nil {
+		nerr = netns.Create(rec.NetNS)
+	}
+	serr := <-stored
+	switch {
+	case serr != nil:
+		if nerr == nil {
+			_ = netns.Remove(rec.NetNS)
+		}
+		_ = s.store.Delete(rec.PodID)
+		return serr
+	case nerr != nil:
+		_ = s.store.Delete(rec.PodID)
+		return nerr
+	}
+	return nil
 }

@@ -15,6 +15,7 @@ import (
 	netv1 "flotilla.dev/proto/net/v1"
 	"github.com/containerd/errdefs"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 func TestTwoPodsReachEachOther(t *testing.T) {
@@ -441,5 +442,38 @@ func TestStartGCReleasesAttachmentsWithoutRecord(t *testing.T) {
 		t.Fatalf("want only keep's veth, got %v", v)
 	}
 	e.teardown("keep")
+	e.assertNothingLeft()
+}
+
+// The Creating record is written side by side with the namespace: when it
+// cannot be written, SetupPod fails and leaves no namespace behind.
+func TestUnwritableRecordLeavesNothing(t *testing.T) {
+	e := newEnv(t, 15, true)
+	dir := filepath.Join(e.cfg.Root, "pods")
+	// Records can be read (there are none) but not written.
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_RDONLY, ""); err != nil {
+		t.Fatal(err)
+	}
+	mounted := true
+	t.Cleanup(func() {
+		if mounted {
+			_ = unix.Unmount(dir, 0)
+		}
+	})
+	if _, err := e.setup("nowrite", nil); err == nil || !contains(err.Error(), "write record nowrite") {
+		t.Fatalf("SetupPod without a writable record: %v", err)
+	}
+	if p := e.pins(); len(p) > 0 {
+		t.Errorf("netns pins left: %v", p)
+	}
+	if ips := e.allocatedIPs(); len(ips) > 0 {
+		t.Errorf("IP allocations left: %v", ips)
+	}
+	if err := unix.Unmount(dir, 0); err != nil {
+		t.Fatal(err)
+	}
+	mounted = false
+	e.mustSetup("nowrite", nil)
+	e.teardown("nowrite")
 	e.assertNothingLeft()
 }

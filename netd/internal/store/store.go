@@ -1,5 +1,6 @@
 // Package store persists netd's pod network records, one JSON file per pod,
-// written atomically (temp file, fsync, rename).
+// written atomically (temp file, rename) and made durable with fsync: before
+// the rename (Put), or after it, off the caller's path (PutThenSync).
 package store
 
 import (
@@ -57,21 +58,13 @@ func Open(dir string) (*Store, error) {
 
 func (s *Store) path(id string) string { return filepath.Join(s.dir, id+".json") }
 
-// Put writes r atomically.
+// Put writes r atomically and durably: it is on disk when Put returns.
 func (s *Store) Put(r *Record) error {
-	b, err := json.Marshal(r)
+	tmp, err := s.writeTemp(r)
 	if err != nil {
-		return fmt.Errorf("encode record %s: %w", r.PodID, err)
-	}
-	tmp, err := os.CreateTemp(s.dir, ".tmp-"+r.PodID+"-")
-	if err != nil {
-		return fmt.Errorf("write record %s: %w", r.PodID, err)
+		return err
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("write record %s: %w", r.PodID, err)
-	}
 	if err := tmp.Sync(); err != nil {
 		_ = tmp.Close()
 		return fmt.Errorf("sync record %s: %w", r.PodID, err)
@@ -83,6 +76,53 @@ func (s *Store) Put(r *Record) error {
 		return fmt.Errorf("write record %s: %w", r.PodID, err)
 	}
 	return nil
+}
+
+// PutThenSync writes r atomically, so a reader or a restarted netd sees it
+// as soon as PutThenSync returns (the page cache outlives any process), and
+// returns the fsync that makes it survive a power loss too, for the caller
+// to run once its answer is out. Until that fsync is done a power loss may
+// leave the previous version of the record; use it only where recovery
+// does the same with either version.
+func (s *Store) PutThenSync(r *Record) (sync func() error, err error) {
+	tmp, err := s.writeTemp(r)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp.Name(), s.path(r.PodID)); err != nil {
+		_ = tmp.Close()
+		_ = os.Remove(tmp.Name())
+		return nil, fmt.Errorf("write record %s: %w", r.PodID, err)
+	}
+	return func() error {
+		err := tmp.Sync()
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("sync record %s: %w", r.PodID, err)
+		}
+		return nil
+	}, nil
+}
+
+// writeTemp writes r's encoding to a new temporary file in the store's
+// directory and returns it open.
+func (s *Store) writeTemp(r *Record) (*os.File, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("encode record %s: %w", r.PodID, err)
+	}
+	tmp, err := os.CreateTemp(s.dir, ".tmp-"+r.PodID+"-")
+	if err != nil {
+		return nil, fmt.Errorf("write record %s: %w", r.PodID, err)
+	}
+	if _, err := tmp.Write(b); err != nil {
+		_ = tmp.Close()
+		_ = os.Remove(tmp.Name())
+		return nil, fmt.Errorf("write record %s: %w", r.PodID, err)
+	}
+	return tmp, nil
 }
 
 // Get reads the record of id (errdefs.ErrNotFound if none).
