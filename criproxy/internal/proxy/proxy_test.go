@@ -67,7 +67,7 @@ func (f *fakeNet) Status(context.Context, *netv1.StatusRequest) (*netv1.StatusRe
 	return &netv1.StatusResponse{Reason: "NoCNIConfig", Message: "no network config in /x"}, nil
 }
 
-func serve(t *testing.T, sock string, register func(*grpc.Server)) *daemon.Server {
+func serve(t testing.TB, sock string, register func(*grpc.Server)) *daemon.Server {
 	t.Helper()
 	s, err := daemon.NewServer(sock, 0o600)
 	if err != nil {
@@ -91,7 +91,7 @@ type fixture struct {
 
 // start runs a criproxy over the given backend sockets (they may or may
 // not be served) and returns clients on its CRI socket.
-func start(t *testing.T, dir string, imaged, sandboxd, netd []string) *fixture {
+func start(t testing.TB, dir string, imaged, sandboxd, netd []string) *fixture {
 	t.Helper()
 	pool := func(name string, socks []string) *backend.Pool {
 		p, err := backend.Dial(name, socks, quiet)
@@ -305,5 +305,41 @@ func TestContainerEventsFromBus(t *testing.T) {
 	}
 	if !proto.Equal(got, want) {
 		t.Fatalf("got %v want %v", got, want)
+	}
+}
+
+// BenchmarkForwardUnary is one unary CRI call through criproxy to a
+// backend on unix sockets; BenchmarkDirectUnary the same call straight to
+// the backend. The difference is what the hop costs.
+func BenchmarkForwardUnary(b *testing.B) {
+	dir := b.TempDir()
+	sb := sockets(dir, "sandboxd")
+	serve(b, sb[0], func(s *grpc.Server) { runtimeapi.RegisterRuntimeServiceServer(s, &fakeRuntime{name: "a"}) })
+	f := start(b, dir, sockets(dir, "imaged"), sb, sockets(dir, "netd"))
+	benchList(b, f.runtime)
+}
+
+func BenchmarkDirectUnary(b *testing.B) {
+	dir := b.TempDir()
+	sb := sockets(dir, "sandboxd")
+	serve(b, sb[0], func(s *grpc.Server) { runtimeapi.RegisterRuntimeServiceServer(s, &fakeRuntime{name: "a"}) })
+	conn, err := grpc.NewClient("unix://"+sb[0], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	benchList(b, runtimeapi.NewRuntimeServiceClient(conn))
+}
+
+func benchList(b *testing.B, c runtimeapi.RuntimeServiceClient) {
+	ctx := context.Background()
+	if _, err := c.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := c.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
