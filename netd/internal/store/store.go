@@ -82,8 +82,11 @@ func (s *Store) Put(r *Record) error {
 // as soon as PutThenSync returns (the page cache outlives any process), and
 // returns the fsync that makes it survive a power loss too, for the caller
 // to run once its answer is out. Until that fsync is done a power loss may
-// leave the previous version of the record; use it only where recovery
-// does the same with either version.
+// leave the previous version of the record (file systems that write a
+// renamed-over file's data before the rename, as ext4 and btrfs do by
+// default; on others the record may come back empty and List reports it
+// unreadable); use it only where recovery does the same with either
+// version.
 func (s *Store) PutThenSync(r *Record) (sync func() error, err error) {
 	tmp, err := s.writeTemp(r)
 	if err != nil {
