@@ -463,12 +463,7 @@ func TestUnwritableRecordLeavesNothing(t *testing.T) {
 	if _, err := e.setup("nowrite", nil); err == nil || !contains(err.Error(), "write record nowrite") {
 		t.Fatalf("SetupPod without a writable record: %v", err)
 	}
-	if p := e.pins(); len(p) > 0 {
-		t.Errorf("netns pins left: %v", p)
-	}
-	if ips := e.allocatedIPs(); len(ips) > 0 {
-		t.Errorf("IP allocations left: %v", ips)
-	}
+	e.assertNothingLeft()
 	if err := unix.Unmount(dir, 0); err != nil {
 		t.Fatal(err)
 	}
