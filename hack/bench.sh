@@ -8,6 +8,7 @@
 # Env: BENCH_TARGETS="flotilla containerd floor" (subset to run), BENCH_FLAGS (extra flotbench cri flags,
 # e.g. "--pods 5 --density 8", "--share-pid"), BENCH_PULL=0 to skip imaged's pull benchmark, BENCH_PHASES=1 to run
 # the fleet at log_level debug and print where each step of a pod start goes (flotbench phases),
+# BENCH_PAIRED=0 not to pair each runtime's pod starts and density with the floor's (see PAIRED),
 # BENCH_RUN_ON_DISK=1 to keep the runtimes' run state on disk (see runtmpfs), BENCH_FLOTILLA_TOML: a TOML
 # drop-in for the fleet's configuration (A/B runs, e.g. "[sandboxd.runtimes.runc]\nexec_sync_via_runtime = true").
 set -uo pipefail
@@ -114,10 +115,15 @@ log "registry $ADDR"
 umoci unpack --image "$REPO/.tools/images/busybox:1.29-2" "$T/bundle" >/dev/null 2>&1 ||
 	die "umoci unpack of .tools/images/busybox:1.29-2 failed"
 
+# The floor paired with each runtime's run: a floor pod before each of its sequential pod starts, and the
+# floor's density right before its own (BENCH_PAIRED=0: off).
+runtmpfs "$T/floor-run"
+PAIRED=()
+[ "${BENCH_PAIRED:-1}" != 0 ] && PAIRED=(--floor-rootfs "$T/bundle/rootfs" --cni-bin "$CNI_BIN" --floor-state-dir "$T/floor-run")
+
 RESULTS=()
 if want floor; then
 	log "measuring the floor"
-	runtmpfs "$T/floor-run"
 	"$T/bin/flotbench" floor --state-dir "$T/floor-run" --rootfs "$T/bundle/rootfs" --cni-bin "$CNI_BIN" --out "$OUT/floor.json" |
 		tee "$OUT/floor.txt"
 fi
@@ -141,7 +147,7 @@ if want flotilla; then
 		# shellcheck disable=SC2086
 		"$T/bin/flotbench" cri --name flotilla --endpoint "$EP" --image "$IMAGE" --scope "$T/flotilla" \
 			--daemons criproxy,imaged,sandboxd,netd,nats-server --per-pod flotilla-shim,catatonit,pause \
-			--out "$OUT/flotilla.json" ${BENCH_FLAGS:-} | tee "$OUT/flotilla.txt"
+			--out "$OUT/flotilla.json" "${PAIRED[@]}" ${BENCH_FLAGS:-} | tee "$OUT/flotilla.txt"
 		if [ "$LEVEL" = debug ]; then
 			log "where the time goes (daemons' phase logs)"
 			{ "$T/bin/flotbench" phases --result "$OUT/flotilla.json" --window podstart "$T"/flotilla/log/*.log
@@ -214,7 +220,7 @@ if want containerd; then
 		# shellcheck disable=SC2086
 		"$T/bin/flotbench" cri --name containerd --endpoint "unix://$C/containerd.sock" --image "$IMAGE" --scope "$C" \
 			--daemons containerd --per-pod containerd-shim-runc-v2,catatonit,pause \
-			--out "$OUT/containerd.json" ${BENCH_FLAGS:-} | tee "$OUT/containerd.txt"
+			--out "$OUT/containerd.json" "${PAIRED[@]}" ${BENCH_FLAGS:-} | tee "$OUT/containerd.txt"
 	else
 		log "containerd did not answer; its log:"; tail -20 "$C/log" >&2
 	fi

@@ -65,6 +65,16 @@ func list(s string) []string {
 }
 
 func runCRI(ctx context.Context, args []string) error {
+	res, out, err := criRun(ctx, args)
+	if err != nil {
+		return err
+	}
+	return finish(res, out)
+}
+
+// criRun runs the CRI scenarios; everything it started (pods, the paired
+// floor) is gone when it returns.
+func criRun(ctx context.Context, args []string) (*report.Result, string, error) {
 	fs := flag.NewFlagSet("cri", flag.ExitOnError)
 	var o scenario.Options
 	name := fs.String("name", "runtime", "name of the runtime in the results")
@@ -82,9 +92,14 @@ func runCRI(ctx context.Context, args []string) error {
 	daemons := fs.String("daemons", "", "comma-separated process names of the runtime's daemons, e.g. criproxy,imaged,sandboxd,netd")
 	perPod := fs.String("per-pod", "", "comma-separated process names that exist per pod, e.g. flotilla-shim,catatonit")
 	scope := fs.String("scope", "", "count only processes whose (or whose ancestor's) command line or cwd contains this, e.g. the runtime's root")
+	var fo floor.Options
+	fs.StringVar(&fo.Rootfs, "floor-rootfs", "", "busybox root filesystem: interleave a floor pod (netns + CNI ADD + runc create+start) with each sequential pod start, and measure the floor's density right before the runtime's")
+	fs.StringVar(&fo.Runc, "floor-runc", "runc", "runc binary of the paired floor")
+	fs.StringVar(&fo.CNIBin, "cni-bin", "/work/main/.tools/cni", "CNI plugin directory of the paired floor")
+	fs.StringVar(&fo.StateDir, "floor-state-dir", "", "directory for the paired floor's runc root, bundles and netns pins (default: $TMPDIR or /tmp)")
 	fs.Parse(args)
 	if o.Endpoint == "" {
-		return fmt.Errorf("cri: --endpoint is required")
+		return nil, "", fmt.Errorf("cri: --endpoint is required")
 	}
 	self := map[int]bool{os.Getpid(): true}
 	o.Daemons = procmem.Selector{Names: list(*daemons), Scope: *scope, Exclude: self}
@@ -93,7 +108,7 @@ func runCRI(ctx context.Context, args []string) error {
 	if o.WorkDir == "" {
 		d, err := os.MkdirTemp("", "flotbench-")
 		if err != nil {
-			return err
+			return nil, "", err
 		}
 		defer os.RemoveAll(d)
 		o.WorkDir = d
@@ -101,7 +116,17 @@ func runCRI(ctx context.Context, args []string) error {
 	res := report.New(*name)
 	r, err := scenario.Dial(ctx, o, res)
 	if err != nil {
-		return err
+		return nil, "", err
+	}
+	if fo.Rootfs != "" {
+		fo.Concurrency = o.Concurrency
+		fo.Density = o.Density
+		paired, err := floor.NewPaired(ctx, fo)
+		if err != nil {
+			r.Close()
+			return nil, "", fmt.Errorf("paired floor: %w", err)
+		}
+		r.SetFloor(paired, func(ctx context.Context) (float64, error) { return floor.Density(ctx, fo, res) })
 	}
 	r.MeasureDaemons("idle")
 	if err := r.EnsureImage(ctx); err != nil {
@@ -117,7 +142,7 @@ func runCRI(ctx context.Context, args []string) error {
 	if ctx.Err() != nil {
 		res.Problem("interrupted: %v", ctx.Err())
 	}
-	return finish(res, *out)
+	return res, *out, nil
 }
 
 func finish(res *report.Result, out string) error {

@@ -2,14 +2,11 @@ package floor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
-
-	"github.com/containernetworking/cni/libcni"
 
 	"flotilla.dev/bench/internal/report"
 	"flotilla.dev/bench/internal/stats"
@@ -22,106 +19,25 @@ import (
 // (density.pods_per_s, the same key as a CRI runtime's density), then
 // removes everything.
 func densityFloor(ctx context.Context, o Options, tmp string, res *report.Result) error {
-	dir := filepath.Join(tmp, "density")
-	nw, err := openNet(o, dir)
+	ps, err := openPods(ctx, o, filepath.Join(tmp, "density"))
 	if err != nil {
 		return err
 	}
-	defer nw.close(res)
-	rootfs, err := filepath.Abs(o.Rootfs)
-	if err != nil {
-		return err
-	}
-	state := filepath.Join(dir, "runc")
-	spec, err := baseSpec(ctx, o.Runc, dir)
-	if err != nil {
-		return err
-	}
-	type pod struct {
-		id, bundle, netns string
-		rt                *libcni.RuntimeConf
-		pinned, added     bool
-		created           bool
-	}
-	pods := make([]*pod, o.Density)
-	for i := range pods {
-		id := fmt.Sprintf("flotbench-floor-%d-d%d", os.Getpid(), i)
-		p := &pod{id: id, bundle: filepath.Join(dir, "bundles", id), netns: filepath.Join(dir, "netns", id)}
-		p.rt = &libcni.RuntimeConf{ContainerID: id, NetNS: p.netns, IfName: "eth0"}
+	defer ps.close(res) // also after a failure or an interrupt
+	all := make([]*floorPod, o.Density)
+	for i := range all {
 		// The bundles are written before the clock starts, as for the
 		// sequential floor: the container joins the pod's namespace.
-		setNetns(spec, p.netns)
-		if err := writeSpec(spec, p.bundle, rootfs, id); err != nil {
+		if all[i], err = ps.prepare(); err != nil {
 			return err
 		}
-		pods[i] = p
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "netns"), 0o755); err != nil {
-		return err
-	}
-	var mu sync.Mutex
-	teardown := func(p *pod) error {
-		var errs []error
-		out, err := os.CreateTemp(dir, "runc-*.out")
-		if err != nil {
-			return err
-		}
-		defer os.Remove(out.Name())
-		defer out.Close()
-		if p.created {
-			errs = append(errs, runRunc(o.Runc, state, out, "delete", "--force", p.id))
-		}
-		if p.added {
-			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			errs = append(errs, nw.cni.DelNetworkList(cctx, nw.list, p.rt))
-			cancel()
-		}
-		if p.pinned {
-			errs = append(errs, removeNetns(p.netns))
-		}
-		return errors.Join(errs...)
-	}
-	defer func() { // also after a failure or an interrupt
-		for _, p := range pods {
-			if err := teardown(p); err != nil {
-				res.Problem("density floor teardown of %s: %v", p.id, err)
-			}
-		}
-	}()
-	start := func(p *pod) error {
-		out, err := os.CreateTemp(dir, "runc-*.out")
-		if err != nil {
-			return err
-		}
-		defer os.Remove(out.Name())
-		defer out.Close()
-		if err := newNetns(p.netns); err != nil {
-			return err
-		}
-		mu.Lock()
-		p.pinned = true
-		mu.Unlock()
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		_, err = nw.cni.AddNetworkList(cctx, nw.list, p.rt)
-		cancel()
-		mu.Lock()
-		p.added = true // a failed ADD is undone with DEL too
-		mu.Unlock()
-		if err != nil {
-			return err
-		}
-		err = runRunc(o.Runc, state, out, "create", "--bundle", p.bundle, p.id)
-		mu.Lock()
-		p.created = true
-		mu.Unlock()
-		if err != nil {
-			return err
-		}
-		return runRunc(o.Runc, state, out, "start", p.id)
-	}
-	var rec stats.Recorder
-	work := make(chan *pod)
-	var wg sync.WaitGroup
+	var (
+		mu  sync.Mutex
+		rec stats.Recorder
+		wg  sync.WaitGroup
+	)
+	work := make(chan *floorPod)
 	t0 := time.Now()
 	for range max(o.Concurrency, 1) {
 		wg.Add(1)
@@ -129,14 +45,14 @@ func densityFloor(ctx context.Context, o Options, tmp string, res *report.Result
 			defer wg.Done()
 			for p := range work {
 				t := time.Now()
-				err := start(p)
+				err := ps.start(ctx, p)
 				mu.Lock()
 				rec.Observe(time.Since(t), err)
 				mu.Unlock()
 			}
 		}()
 	}
-	for _, p := range pods {
+	for _, p := range all {
 		if ctx.Err() != nil {
 			break
 		}
@@ -166,4 +82,27 @@ func setNetns(spec map[string]any, path string) {
 		out = append(out, ns)
 	}
 	linux["namespaces"] = out
+}
+
+// Density measures the density floor alone, under o.StateDir, and returns
+// the pods per second (for a CRI run to measure it right before its own
+// density; problems go to res).
+func Density(ctx context.Context, o Options, res *report.Result) (float64, error) {
+	tmp, err := os.MkdirTemp(o.StateDir, "flotbench-floor-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(tmp)
+	r := report.New("floor")
+	err = densityFloor(ctx, o, tmp, r)
+	res.Problems = append(res.Problems, r.Problems...)
+	if err != nil {
+		return 0, err
+	}
+	v, ok := r.Values["density.pods_per_s"]
+	if !ok {
+		s := r.Ops["floor.density_pod"]
+		return 0, fmt.Errorf("density floor: %d of %d pods failed: %v", s.Errors, s.N+s.Errors, s.Sample)
+	}
+	return v, nil
 }

@@ -87,6 +87,28 @@ func TestFloorMeasuresAndCleansUp(t *testing.T) {
 	if v := res.Values["density.pods_per_s"]; v <= 0 || v > 1000 {
 		t.Errorf("density.pods_per_s = %v", v)
 	}
+	// The paired floor a CRI run interleaves: pods started one at a time,
+	// each running (in its namespace, with an address) until Close.
+	paired, err := NewPaired(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if d, err := paired.Start(context.Background()); err != nil || d <= 0 {
+			t.Fatalf("paired floor pod %d: %v, %v", i, d, err)
+		}
+	}
+	st, err := exec.Command("runc", "--root", filepath.Join(paired.tmp, "runc"), "list", "-q").Output()
+	if err != nil || len(strings.Fields(string(st))) != 2 {
+		t.Errorf("runc list of the paired floor: %q, %v; want 2 containers", st, err)
+	}
+	paired.Close(res)
+	if v, err := Density(context.Background(), o, res); err != nil || v <= 0 {
+		t.Errorf("Density = %v, %v", v, err)
+	}
+	if len(res.Problems) > 0 {
+		t.Fatalf("problems: %q", res.Problems)
+	}
 	// Nothing is left: no bridge of this process, no pinned namespace or
 	// other mount, no cgroup of the containers.
 	suffix := fmt.Sprintf("-%d", os.Getpid()%10000)

@@ -41,12 +41,15 @@ var Metrics = []Metric{
 	{"  StartContainer p50", "ms", opP50("podstart.start")},
 	{"  floor runc create+start p50", "ms", opP50("floor.runc_total")},
 	{"  floor netns+CNI ADD p50", "ms", opP50("floor.netns_cni_add")},
+	{"  floor pod, paired p50", "ms", opP50("floor.paired_pod")},
+	{"  pod start / paired floor p50", "x", value("podstart.vs_paired_floor")},
 	{"teardown StopContainer p50", "ms", opP50("teardown.stop_container")},
 	{"teardown StopPodSandbox p50", "ms", opP50("teardown.stop_pod")},
 	{"teardown RemovePodSandbox p50", "ms", opP50("teardown.remove_pod")},
 	{"  floor runc kill+delete p50", "ms", opP50("floor.runc_teardown")},
 	{"  floor CNI DEL+netns p50", "ms", opP50("floor.cni_del_netns")},
 	{"density pods/s (c=8)", "pods/s", value("density.pods_per_s")},
+	{"  floor just before", "pods/s", value("floor.density_pods_per_s")},
 	{"density teardown wall", "ms", value("density.teardown_wall_ms")},
 	{"per-pod PSS", "MiB", value("density.per_pod_pss_mib")},
 	{"per-pod RSS", "MiB", value("density.per_pod_rss_mib")},
@@ -107,7 +110,8 @@ func Compare(w io.Writer, rs []*Result) {
 			continue
 		}
 		for i := 1; i < len(rs); i++ {
-			if oks[0] && oks[i] && vals[i] != 0 && !math.IsNaN(vals[i]) {
+			// A row that is already a ratio (unit "x") is not divided again.
+			if m.Unit != "x" && oks[0] && oks[i] && vals[i] != 0 && !math.IsNaN(vals[i]) {
 				line += fmt.Sprintf(" %21.2fx", vals[0]/vals[i])
 			} else {
 				line += fmt.Sprintf(" %22s", "-")

@@ -36,6 +36,13 @@ type Options struct {
 	Daemons     procmem.Selector // the runtime's daemons
 	PerPod      procmem.Selector // processes that exist per pod (shims, pause)
 	Log         func(format string, args ...any)
+	// Floor, when set, starts one floor pod (netns + CNI ADD + runc
+	// create + start) before each sequential pod start, and
+	// DensityFloor measures the floor's density right before the
+	// runtime's: both then run on the same machine in the same minute.
+	// PodStart closes Floor (its pods are gone before density).
+	Floor        PodStarter
+	DensityFloor func(ctx context.Context) (float64, error)
 }
 
 // Runner runs the scenarios against one endpoint.
@@ -92,6 +99,19 @@ func (r *Runner) Close() {
 		cancel()
 	}
 	r.conn.Close()
+}
+
+// PodStarter starts floor pods one at a time (floor.Paired).
+type PodStarter interface {
+	// Start starts one pod and returns how long that took.
+	Start(ctx context.Context) (time.Duration, error)
+	// Close removes every pod started; problems go to res.
+	Close(res *report.Result)
+}
+
+// SetFloor sets Options.Floor and Options.DensityFloor.
+func (r *Runner) SetFloor(f PodStarter, density func(ctx context.Context) (float64, error)) {
+	r.o.Floor, r.o.DensityFloor = f, density
 }
 
 // window records when scenario ran: from t0 to now.

@@ -17,6 +17,13 @@ import (
 // ExecSync and List* latencies with the pods present, and finally the
 // concurrent teardown.
 func (r *Runner) Density(ctx context.Context) {
+	if r.o.DensityFloor != nil {
+		if v, err := r.o.DensityFloor(ctx); err != nil {
+			r.res.Problem("density floor: %v", err)
+		} else {
+			r.res.Values["floor.density_pods_per_s"] = v
+		}
+	}
 	recs := map[string]*stats.Recorder{}
 	var mu sync.Mutex
 	pods := make([]*pod, r.o.Density)

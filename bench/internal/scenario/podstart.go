@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -16,23 +17,45 @@ import (
 const eventWait = 2 * time.Second
 
 // PodStart starts o.Pods pods one after another (run, create, start each
-// timed), watching GetContainerEvents for the STARTED events, then tears
+// timed; with o.Floor, each after one floor pod, and the median of the
+// per-pair ratios recorded), watching GetContainerEvents for the STARTED events, then tears
 // them down one after another (stop container, stop pod, remove pod).
 func (r *Runner) PodStart(ctx context.Context) {
 	recs := map[string]*stats.Recorder{}
 	ev := r.watchEvents(ctx)
 	var pods []*pod
+	var floorRec stats.Recorder
+	var ratios []float64
 	t0 := time.Now()
 	for i := 0; i < r.o.Pods && ctx.Err() == nil; i++ {
+		var fd time.Duration
+		var ferr error
+		if r.o.Floor != nil {
+			fd, ferr = r.o.Floor.Start(ctx)
+			floorRec.Observe(fd, ferr)
+		}
 		p := r.startPod(ctx)
 		record(recs, "podstart", p)
 		pods = append(pods, p)
+		if r.o.Floor != nil && ferr == nil && p.err == nil {
+			ratios = append(ratios, float64(p.runDur+p.createDur+p.startDur)/float64(fd))
+		}
 	}
 	r.window("podstart", t0)
+	if r.o.Floor != nil {
+		r.res.Ops["floor.paired_pod"] = floorRec.Summary()
+		if len(ratios) > 0 {
+			sort.Float64s(ratios)
+			r.res.Values["podstart.vs_paired_floor"] = stats.Percentile(ratios, 50)
+		}
+	}
 	ev.finish(r, pods)
 	var mu sync.Mutex
 	for _, p := range pods {
 		r.teardown(ctx, recs, &mu, p)
+	}
+	if r.o.Floor != nil {
+		r.o.Floor.Close(r.res)
 	}
 	r.store(recs)
 }
