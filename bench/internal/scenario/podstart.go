@@ -18,8 +18,9 @@ const eventWait = 2 * time.Second
 
 // PodStart starts o.Pods pods one after another (run, create, start each
 // timed; with o.Floor, each after one floor pod, and the median of the
-// per-pair ratios recorded), watching GetContainerEvents for the STARTED events, then tears
-// them down one after another (stop container, stop pod, remove pod).
+// per-pair ratios recorded), watching GetContainerEvents for the STARTED
+// events, then tears them down one after another (stop container, stop
+// pod, remove pod) and closes o.Floor.
 func (r *Runner) PodStart(ctx context.Context) {
 	recs := map[string]*stats.Recorder{}
 	ev := r.watchEvents(ctx)
