@@ -14,14 +14,13 @@ import (
 
 // densityFloor starts o.Density pods, o.Concurrency at a time, each the
 // least a runtime does for one: a pinned network namespace, CNI ADD, and
-// runc create + start of a container joining that namespace. It records the
-// pods per second from the first start to the last pod running
-// (density.pods_per_s, the same key as a CRI runtime's density), then
-// removes everything.
-func densityFloor(ctx context.Context, o Options, tmp string, res *report.Result) error {
+// runc create + start of a container joining that namespace. It returns the
+// pods' start times and the wall time from the first start to the last pod
+// running, then removes everything (problems doing so go to res).
+func densityFloor(ctx context.Context, o Options, tmp string, res *report.Result) (stats.Summary, time.Duration, error) {
 	ps, err := openPods(ctx, o, filepath.Join(tmp, "density"))
 	if err != nil {
-		return err
+		return stats.Summary{}, 0, err
 	}
 	defer ps.close(res) // also after a failure or an interrupt
 	all := make([]*floorPod, o.Density)
@@ -29,7 +28,7 @@ func densityFloor(ctx context.Context, o Options, tmp string, res *report.Result
 		// The bundles are written before the clock starts, as for the
 		// sequential floor: the container joins the pod's namespace.
 		if all[i], err = ps.prepare(); err != nil {
-			return err
+			return stats.Summary{}, 0, err
 		}
 	}
 	var (
@@ -60,8 +59,17 @@ func densityFloor(ctx context.Context, o Options, tmp string, res *report.Result
 	}
 	close(work)
 	wg.Wait()
-	wall := time.Since(t0)
-	sum := rec.Summary()
+	return rec.Summary(), time.Since(t0), nil
+}
+
+// recordDensity records the density floor in res: floor.density_pod and,
+// when every pod started, density.pods_per_s (the same key as a CRI
+// runtime's density) and density.wall_ms.
+func recordDensity(ctx context.Context, o Options, tmp string, res *report.Result) error {
+	sum, wall, err := densityFloor(ctx, o, tmp, res)
+	if err != nil {
+		return err
+	}
 	res.Ops["floor.density_pod"] = sum
 	if sum.N > 0 && sum.Errors == 0 {
 		res.Values["density.pods_per_s"] = float64(sum.N) / wall.Seconds()
@@ -86,23 +94,19 @@ func setNetns(spec map[string]any, path string) {
 
 // Density measures the density floor alone, under o.StateDir, and returns
 // the pods per second (for a CRI run to measure it right before its own
-// density; problems go to res).
+// density; problems removing its pods go to res).
 func Density(ctx context.Context, o Options, res *report.Result) (float64, error) {
 	tmp, err := os.MkdirTemp(o.StateDir, "flotbench-floor-")
 	if err != nil {
 		return 0, err
 	}
 	defer os.RemoveAll(tmp)
-	r := report.New("floor")
-	err = densityFloor(ctx, o, tmp, r)
-	res.Problems = append(res.Problems, r.Problems...)
+	sum, wall, err := densityFloor(ctx, o, tmp, res)
 	if err != nil {
 		return 0, err
 	}
-	v, ok := r.Values["density.pods_per_s"]
-	if !ok {
-		s := r.Ops["floor.density_pod"]
-		return 0, fmt.Errorf("density floor: %d of %d pods failed: %v", s.Errors, s.N+s.Errors, s.Sample)
+	if sum.N == 0 || sum.Errors > 0 {
+		return 0, fmt.Errorf("density floor: %d of %d pods failed: %v", sum.Errors, sum.N+sum.Errors, sum.Sample)
 	}
-	return v, nil
+	return float64(sum.N) / wall.Seconds(), nil
 }

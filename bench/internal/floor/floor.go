@@ -42,7 +42,7 @@ func Run(ctx context.Context, o Options, res *report.Result) error {
 		res.Problem("netns+CNI floor: %v", err)
 	}
 	if o.Density > 0 {
-		if err := densityFloor(ctx, o, tmp, res); err != nil {
+		if err := recordDensity(ctx, o, tmp, res); err != nil {
 			res.Problem("density floor: %v", err)
 		}
 	}
