@@ -114,19 +114,22 @@ func criRun(ctx context.Context, args []string) (*report.Result, string, error) 
 		o.WorkDir = d
 	}
 	res := report.New(*name)
-	r, err := scenario.Dial(ctx, o, res)
-	if err != nil {
-		return nil, "", err
-	}
 	if fo.Rootfs != "" {
 		fo.Concurrency = o.Concurrency
 		fo.Density = o.Density
 		paired, err := floor.NewPaired(ctx, fo)
 		if err != nil {
-			r.Close()
 			return nil, "", fmt.Errorf("paired floor: %w", err)
 		}
-		r.SetFloor(paired, func(ctx context.Context) (float64, error) { return floor.Density(ctx, fo, res) })
+		o.Floor = paired // closed by PodStart
+		o.DensityFloor = func(ctx context.Context) (float64, error) { return floor.Density(ctx, fo, res) }
+	}
+	r, err := scenario.Dial(ctx, o, res)
+	if err != nil {
+		if o.Floor != nil {
+			o.Floor.Close(res)
+		}
+		return nil, "", err
 	}
 	r.MeasureDaemons("idle")
 	if err := r.EnsureImage(ctx); err != nil {

@@ -109,11 +109,6 @@ type PodStarter interface {
 	Close(res *report.Result)
 }
 
-// SetFloor sets Options.Floor and Options.DensityFloor.
-func (r *Runner) SetFloor(f PodStarter, density func(ctx context.Context) (float64, error)) {
-	r.o.Floor, r.o.DensityFloor = f, density
-}
-
 // window records when scenario ran: from t0 to now.
 func (r *Runner) window(scenario string, t0 time.Time) {
 	r.mu.Lock()
