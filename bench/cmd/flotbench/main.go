@@ -122,7 +122,7 @@ func criRun(ctx context.Context, args []string) (*report.Result, string, error) 
 			return nil, "", fmt.Errorf("paired floor: %w", err)
 		}
 		o.Floor = paired // closed by PodStart
-		o.DensityFloor = func(ctx context.Context) (float64, error) { return floor.Density(ctx, fo, res) }
+		o.DensityFloor = func(ctx context.Context) (float64, float64, error) { return floor.Density(ctx, fo, res) }
 	}
 	r, err := scenario.Dial(ctx, o, res)
 	if err != nil {

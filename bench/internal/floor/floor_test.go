@@ -87,6 +87,12 @@ func TestFloorMeasuresAndCleansUp(t *testing.T) {
 	if v := res.Values["density.pods_per_s"]; v <= 0 || v > 1000 {
 		t.Errorf("density.pods_per_s = %v", v)
 	}
+	if v := res.Values["density.cpu_ms_per_pod"]; v < 1 || v > 10000 {
+		t.Errorf("density.cpu_ms_per_pod = %v", v)
+	}
+	if w := res.Windows["density"]; !w[1].After(w[0]) {
+		t.Errorf("density window %v", w)
+	}
 	// The paired floor a CRI run interleaves: pods started one at a time,
 	// each running (in its namespace, with an address) until Close.
 	paired, err := NewPaired(context.Background(), o)
@@ -103,8 +109,9 @@ func TestFloorMeasuresAndCleansUp(t *testing.T) {
 		t.Errorf("runc list of the paired floor: %q, %v; want 2 containers", st, err)
 	}
 	paired.Close(res)
-	if v, err := Density(context.Background(), o, res); err != nil || v <= 0 {
-		t.Errorf("Density = %v, %v", v, err)
+	// Each pod is at least a runc create and CNI ADD: milliseconds of CPU.
+	if v, cpu, err := Density(context.Background(), o, res); err != nil || v <= 0 || cpu < 1 {
+		t.Errorf("Density = %v pods/s, %v ms of CPU per pod, %v", v, cpu, err)
 	}
 	if len(res.Problems) > 0 {
 		t.Fatalf("problems: %q", res.Problems)

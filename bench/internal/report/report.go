@@ -40,6 +40,14 @@ type Result struct {
 	Windows map[string][2]time.Time `json:"windows,omitempty"`
 }
 
+// SetWindow records that scenario ran from w[0] to w[1].
+func (r *Result) SetWindow(scenario string, w [2]time.Time) {
+	if r.Windows == nil {
+		r.Windows = map[string][2]time.Time{}
+	}
+	r.Windows[scenario] = w
+}
+
 // Machine the run happened on.
 type Machine struct {
 	Cores  int    `json:"cores"`

@@ -39,10 +39,11 @@ type Options struct {
 	// Floor, when set, starts one floor pod (netns + CNI ADD + runc
 	// create + start) before each sequential pod start, and
 	// DensityFloor measures the floor's density right before the
-	// runtime's: both then run on the same machine in the same minute.
-	// PodStart closes Floor (its pods are gone before density).
+	// runtime's (pods per second, and the machine's CPU per pod): both then
+	// run on the same machine in the same minute. PodStart closes Floor (its
+	// pods are gone before density).
 	Floor        PodStarter
-	DensityFloor func(ctx context.Context) (float64, error)
+	DensityFloor func(ctx context.Context) (podsPerS, cpuMsPerPod float64, err error)
 }
 
 // Runner runs the scenarios against one endpoint.
@@ -113,10 +114,7 @@ type PodStarter interface {
 func (r *Runner) window(scenario string, t0 time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.res.Windows == nil {
-		r.res.Windows = map[string][2]time.Time{}
-	}
-	r.res.Windows[scenario] = [2]time.Time{t0, time.Now()}
+	r.res.SetWindow(scenario, [2]time.Time{t0, time.Now()})
 }
 
 func (r *Runner) track(id string) { r.mu.Lock(); r.pods[id] = true; r.mu.Unlock() }

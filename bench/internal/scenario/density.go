@@ -9,6 +9,8 @@ import (
 
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"flotilla.dev/bench/internal/cpustat"
+	"flotilla.dev/bench/internal/procmem"
 	"flotilla.dev/bench/internal/stats"
 )
 
@@ -18,15 +20,19 @@ import (
 // concurrent teardown.
 func (r *Runner) Density(ctx context.Context) {
 	if r.o.DensityFloor != nil {
-		if v, err := r.o.DensityFloor(ctx); err != nil {
+		if v, cpu, err := r.o.DensityFloor(ctx); err != nil {
 			r.res.Problem("density floor: %v", err)
 		} else {
 			r.res.Values["floor.density_pods_per_s"] = v
+			if cpu > 0 {
+				r.res.Values["floor.density_cpu_ms_per_pod"] = cpu
+			}
 		}
 	}
 	recs := map[string]*stats.Recorder{}
 	var mu sync.Mutex
 	pods := make([]*pod, r.o.Density)
+	cpu := r.startCPU()
 	t0 := time.Now()
 	r.parallel(ctx, len(pods), func(i int) {
 		p := r.startPod(ctx)
@@ -36,6 +42,7 @@ func (r *Runner) Density(ctx context.Context) {
 		mu.Unlock()
 	})
 	wall := time.Since(t0)
+	machine, daemons := cpu()
 	r.window("density", t0)
 	var running []*pod
 	for _, p := range pods {
@@ -48,6 +55,12 @@ func (r *Runner) Density(ctx context.Context) {
 	r.res.Values["density.wall_ms"] = ms(wall)
 	if len(running) > 0 {
 		r.res.Values["density.pods_per_s"] = float64(len(running)) / wall.Seconds()
+		if machine > 0 {
+			r.res.Values["density.cpu_ms_per_pod"] = ms(machine) / float64(len(running))
+		}
+		if daemons > 0 {
+			r.res.Values["density.daemons_cpu_ms_per_pod"] = ms(daemons) / float64(len(running))
+		}
 	}
 
 	r.MeasureDaemons("loaded")
@@ -150,3 +163,34 @@ func (r *Runner) lists(ctx context.Context) {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// startCPU reads the machine's busy CPU time and the daemons' own (their
+// threads', not their children's) and returns a function giving how much of
+// each was used since; a reading that fails is reported and gives 0.
+func (r *Runner) startCPU() func() (machine, daemons time.Duration) {
+	var pids []int
+	if procs, err := procmem.Snapshot("/proc"); err != nil {
+		r.res.Problem("CPU of daemons: %v", err)
+	} else {
+		for _, p := range r.o.Daemons.Select(procs) {
+			pids = append(pids, p.PID)
+		}
+	}
+	m0, err := cpustat.Machine("/proc")
+	if err != nil {
+		r.res.Problem("CPU of the machine: %v", err)
+	}
+	d0 := cpustat.Procs("/proc", pids)
+	return func() (time.Duration, time.Duration) {
+		d := cpustat.Procs("/proc", pids) - d0
+		if err != nil {
+			return 0, d
+		}
+		m1, err := cpustat.Machine("/proc")
+		if err != nil {
+			r.res.Problem("CPU of the machine: %v", err)
+			return 0, d
+		}
+		return m1 - m0, d
+	}
+}
