@@ -42,7 +42,7 @@ func (r *Runner) Density(ctx context.Context) {
 		mu.Unlock()
 	})
 	wall := time.Since(t0)
-	machine, daemons := cpu()
+	machine, daemons, byName := cpu()
 	r.window("density", t0)
 	var running []*pod
 	for _, p := range pods {
@@ -60,6 +60,9 @@ func (r *Runner) Density(ctx context.Context) {
 		}
 		if daemons > 0 {
 			r.res.Values["density.daemons_cpu_ms_per_pod"] = ms(daemons) / float64(len(running))
+			for name, d := range byName {
+				r.res.Values["density.daemons_cpu_ms_per_pod."+name] = ms(d) / float64(len(running))
+			}
 		}
 	}
 
@@ -166,31 +169,42 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // startCPU reads the machine's busy CPU time and the daemons' own (their
 // threads', not their children's) and returns a function giving how much of
-// each was used since; a reading that fails is reported and gives 0.
-func (r *Runner) startCPU() func() (machine, daemons time.Duration) {
-	var pids []int
+// each was used since, the daemons' also by process name; a reading that
+// fails is reported and gives 0.
+func (r *Runner) startCPU() func() (machine, daemons time.Duration, byName map[string]time.Duration) {
+	var daemons []*procmem.Proc
 	if procs, err := procmem.Snapshot("/proc"); err != nil {
 		r.res.Problem("CPU of daemons: %v", err)
 	} else {
-		for _, p := range r.o.Daemons.Select(procs) {
-			pids = append(pids, p.PID)
+		daemons = r.o.Daemons.Select(procs)
+	}
+	read := func() map[string]time.Duration {
+		m := map[string]time.Duration{}
+		for _, p := range daemons {
+			m[p.Name] += cpustat.Procs("/proc", []int{p.PID})
 		}
+		return m
 	}
 	m0, err := cpustat.Machine("/proc")
 	if err != nil {
 		r.res.Problem("CPU of the machine: %v", err)
 	}
-	d0 := cpustat.Procs("/proc", pids)
-	return func() (time.Duration, time.Duration) {
-		d := cpustat.Procs("/proc", pids) - d0
+	d0 := read()
+	return func() (time.Duration, time.Duration, map[string]time.Duration) {
+		byName := read()
+		var d time.Duration
+		for name := range byName {
+			byName[name] = max(byName[name]-d0[name], 0) // 0 if it died meanwhile
+			d += byName[name]
+		}
 		if err != nil {
-			return 0, d
+			return 0, d, byName
 		}
 		m1, err := cpustat.Machine("/proc")
 		if err != nil {
 			r.res.Problem("CPU of the machine: %v", err)
-			return 0, d
+			return 0, d, byName
 		}
-		return m1 - m0, d
+		return m1 - m0, d, byName
 	}
 }
