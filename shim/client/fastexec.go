@@ -19,6 +19,7 @@ import (
 
 	"flotilla.dev/lib/caps"
 	"flotilla.dev/lib/cgroupfs"
+	"flotilla.dev/lib/procstat"
 	"flotilla.dev/shim/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -295,16 +296,11 @@ func (f *fastExec) run(ctx context.Context, plan []byte, timeout time.Duration) 
 // startTime is field 22 of /proc/PID/stat: with the pid, it names one
 // process for good.
 func startTime(pid int) (uint64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := procstat.Read("/proc", pid)
 	if err != nil {
 		return 0, err
 	}
-	i := bytes.LastIndexByte(data, ')') // the command may hold blanks and parentheses
-	fields := strings.Fields(string(data[i+1:]))
-	if i < 0 || len(fields) < 20 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	return strconv.ParseUint(fields[19], 10, 64)
+	return st.Uint(22)
 }
 
 // capMask turns capability names into a bit mask.

@@ -5,13 +5,14 @@ package cpustat
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"flotilla.dev/lib/procstat"
 )
 
 // userHZ is the unit of /proc/stat: USER_HZ, 100 on every Linux ABI.
@@ -67,36 +68,26 @@ func parseMachine(line string) (time.Duration, error) {
 func Procs(procfs string, pids []int) time.Duration {
 	var total time.Duration
 	for _, pid := range pids {
-		b, err := os.ReadFile(filepath.Join(procfs, strconv.Itoa(pid), "stat"))
+		st, err := procstat.Read(procfs, pid)
 		if err != nil {
 			continue
 		}
-		if t, ok := parseProcStat(b); ok {
+		if t, ok := ownCPU(st); ok {
 			total += t
 		}
 	}
 	return total
 }
 
-// parseProcStat reads utime and stime (fields 14 and 15) of a process's
-// stat; the fields are counted after the command name, which is in
-// parentheses and may hold spaces and parentheses itself.
-func parseProcStat(b []byte) (time.Duration, bool) {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
+// ownCPU is utime + stime (fields 14 and 15) of a process's stat.
+func ownCPU(st procstat.Stat) (time.Duration, bool) {
+	utime, err := st.Uint(14)
+	if err != nil {
 		return 0, false
 	}
-	f := bytes.Fields(b[i+1:]) // f[0] is field 3, the state
-	if len(f) < 13 {
+	stime, err := st.Uint(15)
+	if err != nil {
 		return 0, false
 	}
-	var ticks int64
-	for _, s := range f[11:13] {
-		v, err := strconv.ParseInt(string(s), 10, 64)
-		if err != nil {
-			return 0, false
-		}
-		ticks += v
-	}
-	return time.Duration(ticks) * time.Second / userHZ, true
+	return time.Duration(utime+stime) * time.Second / userHZ, true
 }

@@ -2,6 +2,8 @@ package cpustat
 
 import (
 	"os"
+
+	"flotilla.dev/lib/procstat"
 	"testing"
 	"time"
 )
@@ -23,16 +25,24 @@ func TestParseMachine(t *testing.T) {
 	}
 }
 
-func TestParseProcStat(t *testing.T) {
+func TestOwnCPU(t *testing.T) {
 	// pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime cutime ...
 	b := []byte("4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 123 45 900 900 20 0 9 0\n")
-	got, ok := parseProcStat(b)
-	if want := 168 * 10 * time.Millisecond; !ok || got != want {
-		t.Fatalf("parseProcStat = %v, %v; want %v (utime + stime, children left out)", got, ok, want)
+	st, err := procstat.Parse(b)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, bad := range []string{"", "1 (x) S 1 2", "1 (x) S 1 1 1 0 -1 0 0 0 0 0 x 1"} {
-		if _, ok := parseProcStat([]byte(bad)); ok {
-			t.Errorf("parseProcStat(%q) ok", bad)
+	got, ok := ownCPU(st)
+	if want := 168 * 10 * time.Millisecond; !ok || got != want {
+		t.Fatalf("ownCPU = %v, %v; want %v (utime + stime, children left out)", got, ok, want)
+	}
+	for _, bad := range []string{"1 (x) S 1 2", "1 (x) S 1 1 1 0 -1 0 0 0 0 0 x 1"} {
+		st, err := procstat.Parse([]byte(bad))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := ownCPU(st); ok {
+			t.Errorf("ownCPU(%q) ok", bad)
 		}
 	}
 }

@@ -4,13 +4,14 @@ package procmem
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+
+	"flotilla.dev/lib/procstat"
 )
 
 // Proc is one process seen in /proc.
@@ -71,22 +72,15 @@ func Snapshot(procfs string) (map[int]*Proc, error) {
 
 func readProc(procfs string, pid int) (*Proc, error) {
 	dir := filepath.Join(procfs, strconv.Itoa(pid))
-	stat, err := os.ReadFile(filepath.Join(dir, "stat"))
+	st, err := procstat.Read(procfs, pid)
 	if err != nil {
 		return nil, err
 	}
-	// pid (comm) state ppid ...; comm may hold spaces and parentheses.
-	open, close := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
-	if open < 0 || close < open {
+	if st.Field(4) == "" {
 		return nil, fmt.Errorf("parse %s/stat", dir)
 	}
-	comm := string(stat[open+1 : close])
-	fields := strings.Fields(string(stat[close+1:]))
-	if len(fields) < 2 {
-		return nil, fmt.Errorf("parse %s/stat", dir)
-	}
-	ppid, _ := strconv.Atoi(fields[1])
-	p := &Proc{PID: pid, PPID: ppid, Name: comm}
+	ppid, _ := strconv.Atoi(st.Field(4))
+	p := &Proc{PID: pid, PPID: ppid, Name: st.Comm}
 	if cmd, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil && len(cmd) > 0 {
 		args := strings.Split(strings.TrimRight(string(cmd), "\x00"), "\x00")
 		p.Cmd = strings.Join(args, " ")
