@@ -11,6 +11,7 @@ import (
 	"flotilla.dev/lib/config"
 	flog "flotilla.dev/lib/log"
 	"flotilla.dev/lib/metrics"
+	"flotilla.dev/lib/timerslack"
 	"flotilla.dev/lib/version"
 )
 
@@ -22,14 +23,19 @@ type Common struct {
 	LogFormat      string `toml:"log_format" comment:"text or json."`
 	NATSURL        string `toml:"nats_url" comment:"NATS server (or comma-separated cluster) events are published to."`
 	MetricsAddress string `toml:"metrics_address" comment:"host:port serving Prometheus /metrics and /debug/pprof; empty disables it."`
+	TimerSlackUS   int    `toml:"timer_slack_us" comment:"How late (µs) the kernel may wake the daemon's threads from timed sleeps; saves CPU in bursts. Processes in containers keep the slack the daemon inherited. 0 keeps the inherited slack."`
 }
 
 // DefaultNATSURL is where the embedded NATS server (in criproxy) listens.
 const DefaultNATSURL = "nats://127.0.0.1:4222"
 
+// DefaultTimerSlackUS is the daemons' default timer slack (package timerslack).
+const DefaultTimerSlackUS = 500
+
 // CommonDefaults returns the defaults with the daemon's socket.
 func CommonDefaults(socket string) Common {
-	return Common{Socket: socket, LogLevel: "info", LogFormat: "text", NATSURL: DefaultNATSURL}
+	return Common{Socket: socket, LogLevel: "info", LogFormat: "text", NATSURL: DefaultNATSURL,
+		TimerSlackUS: DefaultTimerSlackUS}
 }
 
 // Validate checks the common fields without side effects.
@@ -42,6 +48,9 @@ func (c *Common) Validate() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("log_format %q: want text or json", c.LogFormat)
+	}
+	if c.TimerSlackUS < 0 || c.TimerSlackUS > 1_000_000 {
+		return fmt.Errorf("timer_slack_us %d: want 0 to 1000000", c.TimerSlackUS)
 	}
 	return nil
 }
@@ -128,6 +137,11 @@ func Main[C Config](spec Spec[C], args []string, stdout io.Writer) int {
 	ctx, cancel := SignalContext(context.Background())
 	defer cancel()
 	logger.Info("starting", "version", version.Version, "pid", os.Getpid(), "config", *file)
+	if c.TimerSlackUS > 0 {
+		if err := timerslack.Set(int64(c.TimerSlackUS) * 1000); err != nil {
+			logger.Warn("timer slack not set", "error", err)
+		}
+	}
 	if c.MetricsAddress != "" {
 		if err := metrics.Serve(ctx, c.MetricsAddress, logger); err != nil {
 			logger.Error("exiting", "error", err)

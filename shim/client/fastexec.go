@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flotilla.dev/lib/timerslack"
 	"fmt"
 	"os"
 	"os/exec"
@@ -241,7 +242,7 @@ func (f *fastExec) run(ctx context.Context, plan []byte, timeout time.Duration) 
 	cmd.ExtraFiles = []*os.File{planR, statusW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = 2 * time.Second // a background process may keep the output open
-	if err := cmd.Start(); err != nil {
+	if err := timerslack.Start(cmd); err != nil {
 		return ExecSyncResult{}, fmt.Errorf("%w: %w", errNoFast, err)
 	}
 	planR.Close()

@@ -1,12 +1,15 @@
 package client_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"flotilla.dev/lib/timerslack"
 	"flotilla.dev/shim/client"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -172,4 +175,58 @@ func TestFastExecEmptySeccompProfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.finish(t, cl)
+}
+
+// A daemon's timer slack (lib/timerslack) must not reach a container: its
+// init and its exec'd processes, by the fast path and through runc, keep
+// the slack the daemon inherited.
+func TestContainersKeepInheritedTimerSlack(t *testing.T) {
+	orig, err := timerslack.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const daemon = 333_000
+	if err := timerslack.Set(daemon); err != nil {
+		t.Fatal(err)
+	}
+	defer timerslack.Set(orig)
+	fast, viaRuntime := newCtr(t, false, "sleep", "1000"), newCtr(t, false, "sleep", "1000")
+	viaRuntime.id += "-rt"
+	fcl := fast.spawn(t, nil)
+	rcl := viaRuntime.spawn(t, func(o *client.SpawnOptions) { o.RuntimeExecSync = true })
+	want := strconv.FormatInt(orig, 10)
+	for _, cl := range []*client.Client{fcl, rcl} {
+		pid, err := cl.Start(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/timerslack_ns", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSpace(string(b)); got != want {
+			t.Errorf("container init has timer slack %s, want the inherited %s (the daemon's is %d)", got, want, daemon)
+		}
+		p := *fast.spec.Process
+		p.Args = []string{"cat", "/proc/self/timerslack_ns"}
+		res, err := cl.ExecSync(ctx(t), &p, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSpace(string(res.Stdout)); got != want {
+			t.Errorf("exec (fast path %v) has timer slack %s, want the inherited %s", res.Fast, got, want)
+		}
+	}
+	for _, c := range []struct {
+		ctr *ctr
+		cl  *client.Client
+	}{{fast, fcl}, {viaRuntime, rcl}} {
+		if err := c.cl.Kill(ctx(t), 9, false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.cl.Wait(ctx(t)); err != nil {
+			t.Fatal(err)
+		}
+		c.ctr.finish(t, c.cl)
+	}
 }

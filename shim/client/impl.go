@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flotilla.dev/lib/timerslack"
 	"fmt"
 	"net"
 	"os"
@@ -89,7 +90,7 @@ func spawn(ctx context.Context, o SpawnOptions) (*Client, error) {
 	cmd.Dir = "/"
 	cmd.ExtraFiles = extra
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err = cmd.Run() // stage 1 forks the shim and exits at once
+	err = timerslack.Run(cmd) // stage 1 forks the shim and exits at once; the shim, runc and the container keep the slack sandboxd inherited
 	if f != nil {
 		sealedMu.RUnlock()
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flotilla.dev/lib/timerslack"
 	"fmt"
 	"io"
 	"os"
@@ -89,7 +90,7 @@ func (r runtimeCmd) runStatus(ctx context.Context, sio *stdio, args ...string) (
 			cmd.Cancel = func() error { sio.cancel(); return cmd.Process.Kill() }
 		}
 	}
-	err := cmd.Start()
+	err := timerslack.Start(cmd) // what runc starts may be a container's process
 	if sc != nil {
 		sealedMu.RUnlock()
 	}
