@@ -3,11 +3,10 @@
 // processes that become a user's containers with the slack the daemon was
 // given instead.
 //
-// A busy Go process's sysmon thread sleeps 20 µs at a time. On this kind of
-// machine (a VM, where each timer costs exits) that polling was about a tenth
-// of the CPU the whole node spent on a pod during a burst of pod starts: with
-// 500 µs of slack the daemons' and their CNI plugins' sleeps fell from
-// ≈ 1,600 to ≈ 600 per pod and the machine's CPU per pod by ≈ 10 %
+// A busy Go process's sysmon thread sleeps 20 µs at a time. With 500 µs of
+// slack the sleeps of the daemons and their CNI plugins in a burst of pod
+// starts fell from ≈ 1,600 to ≈ 600 per pod, and on this machine (a VM,
+// where each timer costs exits) the CPU the node spent per pod by 9 %
 // (docs/performance.md, "Timer slack"). Go's own timers are rounded to
 // milliseconds by epoll already; the slack does not leak into containers,
 // whose processes keep the slack the daemon inherited (the kernel's 50 µs
@@ -111,6 +110,9 @@ func Start(cmd *exec.Cmd) error {
 		return cmd.Start() // Set never ran: nothing to undo
 	}
 	// The child is forked from the calling thread and copies its slack.
+	// (A thread the runtime happens to start from this one meanwhile
+	// keeps the inherited slack: it costs a little of the saving, nothing
+	// else.)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	cur, err := Current()
