@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flotilla.dev/lib/timerslack"
 	"fmt"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 	"flotilla.dev/lib/caps"
 	"flotilla.dev/lib/cgroupfs"
 	"flotilla.dev/lib/procstat"
+	"flotilla.dev/lib/timerslack"
 	"flotilla.dev/shim/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flotilla.dev/lib/timerslack"
 	"fmt"
 	"net"
 	"os"
@@ -21,6 +20,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"flotilla.dev/lib/timerslack"
 	"flotilla.dev/shim/internal/layout"
 )
 

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flotilla.dev/lib/timerslack"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +14,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"flotilla.dev/lib/timerslack"
 )
 
 // runtimeCmd runs the OCI runtime binary (runc and its command-line
