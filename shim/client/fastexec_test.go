@@ -136,18 +136,8 @@ func TestFastExecMatchesRuntimeExec(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(fast.stateDir, "execsync-*")); len(left) != 0 {
 		t.Errorf("exec sync files left: %v", left)
 	}
-	for _, c := range []struct {
-		c  *ctr
-		cl *client.Client
-	}{{fast, fcl}, {runtime, rcl}} {
-		if err := c.cl.Kill(ctx(t), 9, false); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.cl.Wait(ctx(t)); err != nil {
-			t.Fatal(err)
-		}
-		c.c.finish(t, c.cl)
-	}
+	fast.killAndFinish(t, fcl)
+	runtime.killAndFinish(t, rcl)
 	if _, err := os.Stat(filepath.Join(fast.stateDir, "exec-seccomp.bpf")); err != nil {
 		t.Errorf("compiled filter: %v", err)
 	}
@@ -168,13 +158,7 @@ func TestFastExecEmptySeccompProfile(t *testing.T) {
 	if err != nil || !res.Fast || string(res.Stdout) != "Seccomp:\t0\n" {
 		t.Fatalf("exec = %+v (%q), %v", res, res.Stdout, err)
 	}
-	if err := cl.Kill(ctx(t), 9, false); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cl.Wait(ctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	c.finish(t, cl)
+	c.killAndFinish(t, cl)
 }
 
 // A daemon's timer slack (lib/timerslack) must not reach a container: its
@@ -217,16 +201,6 @@ func TestContainersKeepInheritedTimerSlack(t *testing.T) {
 			t.Errorf("exec (fast path %v) has timer slack %s, want the inherited %s", res.Fast, got, want)
 		}
 	}
-	for _, c := range []struct {
-		ctr *ctr
-		cl  *client.Client
-	}{{fast, fcl}, {viaRuntime, rcl}} {
-		if err := c.cl.Kill(ctx(t), 9, false); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.cl.Wait(ctx(t)); err != nil {
-			t.Fatal(err)
-		}
-		c.ctr.finish(t, c.cl)
-	}
+	fast.killAndFinish(t, fcl)
+	viaRuntime.killAndFinish(t, rcl)
 }

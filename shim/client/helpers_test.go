@@ -241,6 +241,19 @@ func (c *ctr) finish(t *testing.T, cl *client.Client) {
 	}
 }
 
+// killAndFinish kills the container's init with SIGKILL, waits for its exit
+// and then finishes the container (finish).
+func (c *ctr) killAndFinish(t *testing.T, cl *client.Client) {
+	t.Helper()
+	if err := cl.Kill(ctx(t), 9, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Wait(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	c.finish(t, cl)
+}
+
 // reap waits for a shim reparented to this (subreaper) test process.
 func reap(t *testing.T, pid int) {
 	t.Helper()

@@ -147,11 +147,5 @@ func TestStartTimesOutOnFrozenInit(t *testing.T) {
 		t.Errorf("state after the failed start = %+v, %v", st, err)
 	}
 	thaw()
-	if err := cl.Kill(ctx(t), 9, false); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cl.Wait(ctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	c.finish(t, cl)
+	c.killAndFinish(t, cl)
 }
