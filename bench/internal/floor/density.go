@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"flotilla.dev/bench/internal/cpustat"
+	"flotilla.dev/bench/internal/parallel"
 	"flotilla.dev/bench/internal/report"
 	"flotilla.dev/bench/internal/stats"
 )
@@ -37,32 +38,16 @@ func densityFloor(ctx context.Context, o Options, tmp string, res *report.Result
 	var (
 		mu  sync.Mutex
 		rec stats.Recorder
-		wg  sync.WaitGroup
 	)
-	work := make(chan *floorPod)
 	cpu0, cpuErr := cpustat.Machine("/proc")
 	t0 := time.Now()
-	for range max(o.Concurrency, 1) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for p := range work {
-				t := time.Now()
-				err := ps.start(ctx, p)
-				mu.Lock()
-				rec.Observe(time.Since(t), err)
-				mu.Unlock()
-			}
-		}()
-	}
-	for _, p := range all {
-		if ctx.Err() != nil {
-			break
-		}
-		work <- p
-	}
-	close(work)
-	wg.Wait()
+	parallel.Run(ctx, o.Concurrency, len(all), func(i int) {
+		t := time.Now()
+		err := ps.start(ctx, all[i])
+		mu.Lock()
+		rec.Observe(time.Since(t), err)
+		mu.Unlock()
+	})
 	run := densityRun{sum: rec.Summary(), window: [2]time.Time{t0, time.Now()}}
 	if cpu1, err := cpustat.Machine("/proc"); err == nil && cpuErr == nil {
 		run.cpu = cpu1 - cpu0

@@ -10,6 +10,7 @@ import (
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"flotilla.dev/bench/internal/cpustat"
+	"flotilla.dev/bench/internal/parallel"
 	"flotilla.dev/bench/internal/procmem"
 	"flotilla.dev/bench/internal/stats"
 )
@@ -99,22 +100,7 @@ func (r *Runner) Density(ctx context.Context) {
 // parallel runs f(0..n-1) on o.Concurrency workers; stops handing out work
 // when ctx ends.
 func (r *Runner) parallel(ctx context.Context, n int, f func(int)) {
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for w := 0; w < max(r.o.Concurrency, 1); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				f(i)
-			}
-		}()
-	}
-	for i := 0; i < n && ctx.Err() == nil; i++ {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+	parallel.Run(ctx, r.o.Concurrency, n, f)
 }
 
 func (r *Runner) execSync(ctx context.Context, p *pod) {
