@@ -42,7 +42,7 @@ func cniFloor(ctx context.Context, o Options, tmp string, res *report.Result) er
 		return err
 	}
 	defer nw.close(res)
-	list, cni, n := nw.list, nw.cni, nw.subnet
+	n := nw.subnet
 	nsDir := filepath.Join(tmp, "netns")
 	if err := os.MkdirAll(nsDir, 0o755); err != nil {
 		return err
@@ -57,9 +57,7 @@ func cniFloor(ctx context.Context, o Options, tmp string, res *report.Result) er
 	teardown := func(a attached) error {
 		var errs []error
 		if a.add {
-			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			errs = append(errs, cni.DelNetworkList(cctx, list, a.rt))
-			cancel()
+			errs = append(errs, nw.del(a.rt))
 		}
 		errs = append(errs, removeNetns(a.path))
 		return errors.Join(errs...)
@@ -82,11 +80,9 @@ func cniFloor(ctx context.Context, o Options, tmp string, res *report.Result) er
 		}
 		netns.Add(d0)
 		a := attached{rt: &libcni.RuntimeConf{ContainerID: id, NetNS: path, IfName: "eth0"}, path: path}
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		t1 := time.Now()
-		_, err = cni.AddNetworkList(cctx, list, a.rt)
+		err = nw.add(ctx, a.rt)
 		d1 := time.Since(t1)
-		cancel()
 		a.add = true // a failed ADD is undone with DEL too
 		live = append(live, a)
 		add.Observe(d1, err)
@@ -138,6 +134,21 @@ func openNet(o Options, tmp string) (*floorNet, error) {
 }
 
 // close deletes the bridge and gives the subnet back.
+// add runs CNI ADD for rt, bounded by 30 s.
+func (nw *floorNet) add(ctx context.Context, rt *libcni.RuntimeConf) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_, err := nw.cni.AddNetworkList(ctx, nw.list, rt)
+	return err
+}
+
+// del runs CNI DEL for rt, bounded by 30 s, also after ctx of the run ended.
+func (nw *floorNet) del(rt *libcni.RuntimeConf) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return nw.cni.DelNetworkList(ctx, nw.list, rt)
+}
+
 func (nw *floorNet) close(res *report.Result) {
 	if l, err := netlink.LinkByName(nw.bridge); err == nil {
 		if err := netlink.LinkDel(l); err != nil {

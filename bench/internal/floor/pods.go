@@ -94,9 +94,7 @@ func (ps *pods) start(ctx context.Context, p *floorPod) error {
 		return err
 	}
 	ps.mark(func() { p.pinned = true })
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	_, err = ps.nw.cni.AddNetworkList(cctx, ps.nw.list, p.rt)
-	cancel()
+	err = ps.nw.add(ctx, p.rt)
 	ps.mark(func() { p.added = true }) // a failed ADD is undone with DEL too
 	if err != nil {
 		return err
@@ -121,9 +119,7 @@ func (ps *pods) teardown(p *floorPod) error {
 		errs = append(errs, runRunc(ps.o.Runc, ps.state, out, "delete", "--force", p.id))
 	}
 	if p.added {
-		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		errs = append(errs, ps.nw.cni.DelNetworkList(cctx, ps.nw.list, p.rt))
-		cancel()
+		errs = append(errs, ps.nw.del(p.rt))
 	}
 	if p.pinned {
 		errs = append(errs, removeNetns(p.netns))
