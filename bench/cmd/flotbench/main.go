@@ -24,6 +24,10 @@ import (
 	"flotilla.dev/bench/internal/scenario"
 )
 
+// defaultCNIBin is where hack/deps installs the CNI plugins in this
+// repository's checkout; hack/bench.sh always passes --cni-bin.
+const defaultCNIBin = "/work/main/.tools/cni"
+
 func main() {
 	if len(os.Args) < 2 {
 		usage()
@@ -95,7 +99,7 @@ func criRun(ctx context.Context, args []string) (*report.Result, string, error) 
 	var fo floor.Options
 	fs.StringVar(&fo.Rootfs, "floor-rootfs", "", "busybox root filesystem: interleave a floor pod (netns + CNI ADD + runc create+start) with each sequential pod start, and measure the floor's density right before the runtime's")
 	fs.StringVar(&fo.Runc, "floor-runc", "runc", "runc binary of the paired floor")
-	fs.StringVar(&fo.CNIBin, "cni-bin", "/work/main/.tools/cni", "CNI plugin directory of the paired floor")
+	fs.StringVar(&fo.CNIBin, "cni-bin", defaultCNIBin, "CNI plugin directory of the paired floor")
 	fs.StringVar(&fo.StateDir, "floor-state-dir", "", "directory for the paired floor's runc root, bundles and netns pins (default: $TMPDIR or /tmp)")
 	fs.Parse(args)
 	if o.Endpoint == "" {
@@ -165,7 +169,7 @@ func runFloor(ctx context.Context, args []string) error {
 	out := fs.String("out", "", "write the JSON result to this file")
 	fs.StringVar(&o.Rootfs, "rootfs", "", "busybox root filesystem (e.g. umoci unpack of the benchmark image), used read-only (required)")
 	fs.StringVar(&o.Runc, "runc", "runc", "runc binary")
-	fs.StringVar(&o.CNIBin, "cni-bin", "/work/main/.tools/cni", "CNI plugin directory (bridge, host-local, loopback)")
+	fs.StringVar(&o.CNIBin, "cni-bin", defaultCNIBin, "CNI plugin directory (bridge, host-local, loopback)")
 	fs.IntVar(&o.N, "n", 20, "iterations of each measurement")
 	fs.IntVar(&o.Density, "density", 30, "density: pods (netns + CNI ADD + runc create+start) started concurrently; 0 skips it")
 	fs.IntVar(&o.Concurrency, "concurrency", 8, "density: concurrent starts")
