@@ -2,10 +2,10 @@ package cpustat
 
 import (
 	"os"
-
-	"flotilla.dev/lib/procstat"
 	"testing"
 	"time"
+
+	"flotilla.dev/lib/procstat"
 )
 
 func TestParseMachine(t *testing.T) {
