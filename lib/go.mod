@@ -1,6 +1,6 @@
 module flotilla.dev/lib
 
-go 1.26.0
+go 1.26.8
 
 replace flotilla.dev/proto => ../proto
 
@@ -8,12 +8,19 @@ require (
 	flotilla.dev/proto v0.0.0-00010101000000-000000000000
 	github.com/containerd/errdefs v1.0.0
 	github.com/containerd/errdefs/pkg v0.3.0
+	github.com/containernetworking/plugins v1.10.0
 	github.com/nats-io/nats-server/v2 v2.15.3
 	github.com/nats-io/nats.go v1.55.0
 	github.com/pelletier/go-toml/v2 v2.4.3
 	github.com/prometheus/client_golang v1.25.0
+	github.com/vishvananda/netlink v1.3.1
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
+)
+
+require (
+	github.com/kylelemons/godebug v1.1.0 // indirect
+	github.com/vishvananda/netns v0.0.5 // indirect
 )
 
 require (

@@ -243,7 +243,14 @@ func (e *env) assertNothingLeft() {
 	if ips := e.allocatedIPs(); len(ips) > 0 {
 		e.t.Errorf("IP allocations left: %v", ips)
 	}
-	if v := e.bridgePorts(); len(v) > 0 {
+	// A namespace that vanished before teardown takes its veth with it, but
+	// the kernel dismantles a dead namespace in a work queue a moment later
+	// (cleanup_net), so the bridge's ports get a few seconds to go.
+	v := e.bridgePorts()
+	for deadline := time.Now().Add(5 * time.Second); len(v) > 0 && time.Now().Before(deadline); v = e.bridgePorts() {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(v) > 0 {
 		e.t.Errorf("veths left on %s: %v", e.bridge, v)
 	}
 	if out, err := exec.Command("iptables-save").Output(); err == nil {

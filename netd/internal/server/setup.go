@@ -7,8 +7,8 @@ import (
 
 	flog "flotilla.dev/lib/log"
 	"flotilla.dev/lib/metrics"
+	"flotilla.dev/lib/netns"
 	"flotilla.dev/netd/internal/cni"
-	"flotilla.dev/netd/internal/netns"
 	"flotilla.dev/netd/internal/store"
 	eventsv1 "flotilla.dev/proto/events/v1"
 	netv1 "flotilla.dev/proto/net/v1"

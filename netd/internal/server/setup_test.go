@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"flotilla.dev/netd/internal/netns"
+	"flotilla.dev/lib/netns"
 	"flotilla.dev/netd/internal/store"
 	netv1 "flotilla.dev/proto/net/v1"
 	"github.com/containerd/errdefs"

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"net"
 
-	"flotilla.dev/netd/internal/netns"
+	"flotilla.dev/lib/netns"
 	"flotilla.dev/netd/internal/store"
 	netv1 "flotilla.dev/proto/net/v1"
 	"github.com/containerd/errdefs"

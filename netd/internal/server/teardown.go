@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	flog "flotilla.dev/lib/log"
-	"flotilla.dev/netd/internal/netns"
+	"flotilla.dev/lib/netns"
 	"flotilla.dev/netd/internal/store"
 	eventsv1 "flotilla.dev/proto/events/v1"
 	netv1 "flotilla.dev/proto/net/v1"

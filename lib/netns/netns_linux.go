@@ -25,11 +25,13 @@ func Create(path string) error {
 	_ = f.Close()
 	errc := make(chan error, 1)
 	go func() {
-		// The thread switches to the new namespace and is never unlocked:
-		// when this goroutine returns the runtime ends the thread, so no
-		// other goroutine runs in the new namespace.
+		// The thread switches to the new namespace and back. Ending it
+		// instead (returning while locked) is not enough: the runtime
+		// cannot end the main thread and parks it for good, in the new
+		// namespace, which then outlives Remove along with any veth left
+		// in it. A thread that cannot switch back stays locked and ends.
 		runtime.LockOSThread()
-		errc <- pin(path)
+		errc <- unshareAndPin(path)
 	}()
 	if err := <-errc; err != nil {
 		_ = Remove(path)
@@ -38,12 +40,28 @@ func Create(path string) error {
 	return nil
 }
 
-func pin(path string) error {
+// unshareAndPin runs on a locked thread: it moves the thread to a new
+// namespace, pins it, and unlocks the thread only once it is back in its
+// own namespace.
+func unshareAndPin(path string) error {
+	self := fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
+	orig, err := os.Open(self)
+	if err != nil {
+		return fmt.Errorf("open the thread's netns: %w", err)
+	}
+	defer orig.Close()
 	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 		return fmt.Errorf("unshare netns: %w", err)
 	}
-	src := fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
-	if err := unix.Mount(src, path, "", unix.MS_BIND, ""); err != nil {
+	err = pin(path, self)
+	if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
+		runtime.UnlockOSThread()
+	}
+	return err
+}
+
+func pin(path, self string) error {
+	if err := unix.Mount(self, path, "", unix.MS_BIND, ""); err != nil {
 		return fmt.Errorf("pin netns on %s: %w", path, err)
 	}
 	lo, err := netlink.LinkByName("lo")
