@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
@@ -15,6 +14,7 @@ import (
 
 	"flotilla.dev/bench/internal/report"
 	"flotilla.dev/bench/internal/stats"
+	"flotilla.dev/lib/netns"
 )
 
 // Subnets 10.214.<n>.0/24, n in [1, 99], belong to the floor measurement;
@@ -53,13 +53,13 @@ func cniFloor(ctx context.Context, o Options, tmp string, res *report.Result) er
 		add  bool
 	}
 	var live []attached
-	var netns, add, both, del stats.Recorder
+	var pin, add, both, del stats.Recorder
 	teardown := func(a attached) error {
 		var errs []error
 		if a.add {
 			errs = append(errs, nw.del(a.rt))
 		}
-		errs = append(errs, removeNetns(a.path))
+		errs = append(errs, netns.Remove(a.path))
 		return errors.Join(errs...)
 	}
 	defer func() { // after a failure or an interrupt
@@ -71,14 +71,14 @@ func cniFloor(ctx context.Context, o Options, tmp string, res *report.Result) er
 		id := fmt.Sprintf("flotbench-floor-%d-%d-%d", n, os.Getpid(), i)
 		path := filepath.Join(nsDir, id)
 		t0 := time.Now()
-		err := newNetns(path)
+		err := netns.Create(path)
 		d0 := time.Since(t0)
 		if err != nil {
-			netns.Fail(err)
+			pin.Fail(err)
 			both.Fail(err)
 			continue
 		}
-		netns.Add(d0)
+		pin.Add(d0)
 		a := attached{rt: &libcni.RuntimeConf{ContainerID: id, NetNS: path, IfName: "eth0"}, path: path}
 		t1 := time.Now()
 		err = nw.add(ctx, a.rt)
@@ -94,7 +94,7 @@ func cniFloor(ctx context.Context, o Options, tmp string, res *report.Result) er
 		del.Observe(time.Since(t), err)
 	}
 	live = nil
-	res.Ops["floor.netns"] = netns.Summary()
+	res.Ops["floor.netns"] = pin.Summary()
 	res.Ops["floor.cni_add"] = add.Summary()
 	res.Ops["floor.netns_cni_add"] = both.Summary()
 	res.Ops["floor.cni_del_netns"] = del.Summary()
@@ -158,42 +158,3 @@ func (nw *floorNet) close(res *report.Result) {
 	nw.lock.Close()
 }
 
-// newNetns creates a network namespace pinned by a bind mount at path. The
-// namespace is entered on a locked thread that is never unlocked, so the
-// runtime discards that thread instead of reusing it.
-func newNetns(path string) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
-	if err != nil {
-		return err
-	}
-	f.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("unshare netns: %w", err)
-			return
-		}
-		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
-		if err := unix.Mount(src, path, "", unix.MS_BIND, ""); err != nil {
-			errc <- fmt.Errorf("pin netns at %s: %w", path, err)
-			return
-		}
-		errc <- nil
-	}()
-	if err := <-errc; err != nil {
-		os.Remove(path)
-		return err
-	}
-	return nil
-}
-
-func removeNetns(path string) error {
-	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("unmount %s: %w", path, err)
-	}
-	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	return nil
-}

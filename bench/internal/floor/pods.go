@@ -12,6 +12,7 @@ import (
 	"github.com/containernetworking/cni/libcni"
 
 	"flotilla.dev/bench/internal/report"
+	"flotilla.dev/lib/netns"
 )
 
 // pods starts floor pods, each the least a runtime does for one: a pinned
@@ -90,7 +91,7 @@ func (ps *pods) start(ctx context.Context, p *floorPod) error {
 	}
 	defer os.Remove(out.Name())
 	defer out.Close()
-	if err := newNetns(p.netns); err != nil {
+	if err := netns.Create(p.netns); err != nil {
 		return err
 	}
 	ps.mark(func() { p.pinned = true })
@@ -122,7 +123,7 @@ func (ps *pods) teardown(p *floorPod) error {
 		errs = append(errs, ps.nw.del(p.rt))
 	}
 	if p.pinned {
-		errs = append(errs, removeNetns(p.netns))
+		errs = append(errs, netns.Remove(p.netns))
 	}
 	return errors.Join(errs...)
 }
