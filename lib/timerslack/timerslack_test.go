@@ -139,5 +139,6 @@ func TestSetEveryThreadAndStartWithInherited(t *testing.T) {
 }
 
 // runtimeLockAndExit locks the goroutine to its thread and returns without
-// unlocking: the runtime then ends that thread.
+// unlocking: the runtime then ends that thread (or parks it for good, if it
+// is the main thread).
 func runtimeLockAndExit() { runtime.LockOSThread() }

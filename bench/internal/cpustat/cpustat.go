@@ -61,8 +61,8 @@ func parseMachine(line string) (time.Duration, error) {
 
 // Procs returns the CPU time (user and system) the processes pids have
 // used so far, from their stat, threads that exited included (a daemon's Go
-// runtime ends threads, e.g. one that entered a network namespace). The unit
-// is 1/USER_HZ per process. A process that is gone is skipped, its time
+// runtime ends threads, e.g. one a goroutine kept locked when it returned).
+// The unit is 1/USER_HZ per process. A process that is gone is skipped, its time
 // with it: take both readings of a window from processes that live through
 // it.
 func Procs(procfs string, pids []int) time.Duration {

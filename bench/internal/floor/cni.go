@@ -157,4 +157,3 @@ func (nw *floorNet) close(res *report.Result) {
 	}
 	nw.lock.Close()
 }
-
