@@ -2,8 +2,6 @@ package store
 
 import (
 	"errors"
-	"fmt"
-	"sync"
 	"testing"
 
 	"github.com/containerd/errdefs"
@@ -77,71 +75,5 @@ func TestStoreRoundTripAcrossReopen(t *testing.T) {
 	cs, err := s.Containers()
 	if err != nil || len(cs) != 1 || cs[0].ExitCode != 3 || cs[0].State != ContainerExited {
 		t.Fatalf("containers %+v, %v", cs, err)
-	}
-}
-
-// Concurrent writes share commits and every one of them is on disk.
-func TestConcurrentWritesShareCommits(t *testing.T) {
-	dir := t.TempDir()
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const n = 64
-	start := make(chan struct{})
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			errs[i] = s.PutContainer(&Container{ID: fmt.Sprintf("c%02d", i), PodID: "p1", State: ContainerCreated})
-		}()
-	}
-	close(start)
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Errorf("write %d: %v", i, err)
-		}
-	}
-	if s.commits >= n {
-		t.Errorf("%d writes took %d commits: none was shared", n, s.commits)
-	}
-	t.Logf("%d writes, %d commits", n, s.commits)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	cs, err := s.Containers()
-	if err != nil || len(cs) != n {
-		t.Fatalf("after reopen: %d containers, %v; want %d", len(cs), err, n)
-	}
-}
-
-// A bad write in a shared commit fails only its own caller.
-func TestBadWriteFailsOnlyItself(t *testing.T) {
-	s, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	good := &write{bucket: bucketPods, key: []byte("p1"), val: []byte(`{"id":"p1"}`), err: make(chan error, 1)}
-	bad := &write{bucket: bucketPods, key: nil, val: []byte(`{}`), err: make(chan error, 1)} // bbolt refuses an empty key
-	s.apply([]*write{good, bad})
-	if err := <-good.err; err != nil {
-		t.Errorf("good write: %v", err)
-	}
-	if err := <-bad.err; err == nil {
-		t.Error("write with an empty key succeeded")
-	}
-	pods, err := s.Pods()
-	if err != nil || len(pods) != 1 || pods[0].ID != "p1" {
-		t.Fatalf("pods %v, %v; want p1", pods, err)
 	}
 }

@@ -1,0 +1,204 @@
+// Package boltstore keeps a daemon's records in one bbolt file with group
+// commit. A write returns once its transaction is committed (fsynced), so it
+// survives SIGKILL and power loss. Writes that arrive while a commit is
+// running are committed together in the next one: concurrent pod starts
+// share fsyncs instead of queueing for one each.
+//
+// One file instead of a file per record also means no inode is created or
+// freed per write. On ext4 without a journal every new inode scans the
+// inodes freed in the last 30 s (recently_deleted), which under pod churn
+// cost netd about a fifth of its CPU when it kept one JSON file per pod.
+package boltstore
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// DB is a bbolt file with group commit.
+type DB struct {
+	db *bolt.DB
+
+	mu      sync.Mutex
+	pending []*write // waiting for the next commit, in call order
+	leader  bool     // a caller is committing on behalf of the others
+	commits int      // transactions run for writes
+}
+
+// write is one Put (val != nil) or Delete waiting for its commit.
+type write struct {
+	bucket []byte
+	key    []byte
+	val    []byte
+	err    chan error
+}
+
+// Open opens (creating) the bbolt file at path, with its parent directory
+// and the given buckets. A second Open of the same file, by this process or
+// another, fails after 5 s: bbolt holds an exclusive lock on it.
+func Open(path string, buckets ...[]byte) (*DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range buckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return &DB{db: db}, nil
+}
+
+// Close closes the file. Writes after it fail.
+func (d *DB) Close() error { return d.db.Close() }
+
+// Put stores val under key and returns once that is on disk.
+func (d *DB) Put(bucket []byte, key string, val []byte) error {
+	w := &write{bucket: bucket, key: []byte(key), val: val}
+	return d.wait(w, d.enqueue(w))
+}
+
+// Delete removes key (absent is fine) and returns once that is on disk.
+func (d *DB) Delete(bucket []byte, key string) error {
+	w := &write{bucket: bucket, key: []byte(key)}
+	return d.wait(w, d.enqueue(w))
+}
+
+// PutAsync queues the write now, so it is ordered before any write queued
+// after this call returns, and commits it in the background. The returned
+// function waits for the commit and returns its error; calling it is
+// optional.
+func (d *DB) PutAsync(bucket []byte, key string, val []byte) (wait func() error) {
+	return d.async(&write{bucket: bucket, key: []byte(key), val: val})
+}
+
+// DeleteAsync is Delete queued now and committed in the background, like
+// PutAsync.
+func (d *DB) DeleteAsync(bucket []byte, key string) (wait func() error) {
+	return d.async(&write{bucket: bucket, key: []byte(key)})
+}
+
+func (d *DB) async(w *write) func() error {
+	lead := d.enqueue(w)
+	done := make(chan error, 1)
+	go func() { done <- d.wait(w, lead) }()
+	var once sync.Once
+	var err error
+	return func() error {
+		once.Do(func() { err = <-done })
+		return err
+	}
+}
+
+// ForEach calls fn for every key and value of bucket, in key order. The
+// slices are valid only during the call.
+func (d *DB) ForEach(bucket []byte, fn func(k, v []byte) error) error {
+	return d.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucket).ForEach(fn)
+	})
+}
+
+// Commits returns how many transactions writes have taken so far.
+func (d *DB) Commits() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.commits
+}
+
+// errLead tells a queued writer that it is now the leader.
+var errLead = errors.New("lead the next commit")
+
+// enqueue appends w to the queue and reports whether its caller is to lead
+// the next commit (no commit is running).
+func (d *DB) enqueue(w *write) (lead bool) {
+	w.err = make(chan error, 1)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.pending = append(d.pending, w)
+	if d.leader {
+		return false
+	}
+	d.leader = true
+	return true
+}
+
+// wait returns when a transaction holding w is committed. The leader
+// commits everything queued so far, then hands the lead to the first writer
+// queued meanwhile, which does the same, until the queue is empty.
+func (d *DB) wait(w *write, lead bool) error {
+	if !lead {
+		if err := <-w.err; err != errLead {
+			return err
+		}
+	}
+	d.mu.Lock()
+	batch := d.pending
+	d.pending = nil
+	d.mu.Unlock()
+	d.apply(batch) // holds w
+	d.mu.Lock()
+	if len(d.pending) > 0 {
+		d.pending[0].err <- errLead
+	} else {
+		d.leader = false
+	}
+	d.mu.Unlock()
+	return <-w.err
+}
+
+// apply commits batch in one transaction. If that fails and it holds more
+// than one write, each is committed alone, so one bad write fails only its
+// own caller.
+func (d *DB) apply(batch []*write) {
+	err := d.update(batch)
+	if err == nil || len(batch) == 1 {
+		for _, w := range batch {
+			w.err <- err
+		}
+		return
+	}
+	for _, w := range batch {
+		w.err <- d.update([]*write{w})
+	}
+}
+
+func (d *DB) update(batch []*write) error {
+	err := d.db.Update(func(tx *bolt.Tx) error {
+		for _, w := range batch {
+			b := tx.Bucket(w.bucket)
+			if b == nil {
+				return fmt.Errorf("no bucket %q", w.bucket)
+			}
+			var err error
+			if w.val != nil {
+				err = b.Put(w.key, w.val)
+			} else {
+				err = b.Delete(w.key)
+			}
+			if err != nil {
+				return fmt.Errorf("%s %q: %w", w.bucket, w.key, err)
+			}
+		}
+		return nil
+	})
+	d.mu.Lock()
+	d.commits++
+	d.mu.Unlock()
+	return err
+}
