@@ -11,7 +11,7 @@ import (
 // Config of netd.
 type Config struct {
 	daemon.Common
-	Root    string   `toml:"root" comment:"Persistent state: pod network records (<root>/pods), libcni cache (<root>/cni-cache). host-local keeps IPs in the dataDir set in the conflist: put it under root (e.g. <root>/ipam)."`
+	Root    string   `toml:"root" comment:"Persistent state: pod network records (<root>/pods/records.db; the one file per pod of earlier versions is moved into it at start), libcni cache (<root>/cni-cache). host-local keeps IPs in the dataDir set in the conflist: put it under root (e.g. <root>/ipam)."`
 	RunRoot string   `toml:"run_root" comment:"Runtime state: pinned network namespaces live in <run_root>/netns (default /run/flotilla/netns), partial CNI results of ADDs in progress in <run_root>/netd/cni-partial."`
 	ConfDir string   `toml:"cni_conf_dir" comment:"Directory of CNI network configurations (.conflist/.conf)."`
 	BinDirs []string `toml:"cni_bin_dirs" comment:"Directories searched for CNI plugin binaries."`

@@ -105,6 +105,9 @@ func lockSubnet(t testing.TB, n int) {
 // restart builds a new Service on the same roots, as a restarted netd.
 func (e *env) restart() {
 	e.t.Helper()
+	if e.svc != nil {
+		_ = e.svc.Close() // as a killed netd's lock on its records ends
+	}
 	e.bus = bus.NewMem("netd")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
@@ -128,6 +131,7 @@ func (e *env) cleanup() {
 		}
 	}
 	e.svc.Reconcile(ctx)
+	_ = e.svc.Close()
 	if l, err := netlink.LinkByName(e.bridge); err == nil {
 		_ = netlink.LinkDel(l)
 	}

@@ -25,6 +25,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	defer svc.Close()
 	// The socket is taken first: a second netd on the same socket fails
 	// here, before its reconcile could touch the first one's pods.
 	srv, err := daemon.NewServer(cfg.Socket, 0o600, flog.ServerOptions(log)...)

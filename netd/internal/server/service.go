@@ -52,6 +52,9 @@ func New(cfg *config.Config, b bus.Bus, log *slog.Logger) (*Service, error) {
 	}, nil
 }
 
+// Close closes netd's record store.
+func (s *Service) Close() error { return s.store.Close() }
+
 func (s *Service) netnsPath(id string) string { return filepath.Join(s.cfg.RunRoot, "netns", id) }
 
 func validID(id string) error {

@@ -15,7 +15,6 @@ import (
 	netv1 "flotilla.dev/proto/net/v1"
 	"github.com/containerd/errdefs"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 )
 
 func TestTwoPodsReachEachOther(t *testing.T) {
@@ -449,25 +448,15 @@ func TestStartGCReleasesAttachmentsWithoutRecord(t *testing.T) {
 // cannot be written, SetupPod fails and leaves no namespace behind.
 func TestUnwritableRecordLeavesNothing(t *testing.T) {
 	e := newEnv(t, 15, true)
-	dir := filepath.Join(e.cfg.Root, "pods")
 	// Records can be read (there are none) but not written.
-	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_RDONLY, ""); err != nil {
+	if err := e.svc.store.Close(); err != nil {
 		t.Fatal(err)
 	}
-	mounted := true
-	t.Cleanup(func() {
-		if mounted {
-			_ = unix.Unmount(dir, 0)
-		}
-	})
 	if _, err := e.setup("nowrite", nil); err == nil || !contains(err.Error(), "write record nowrite") {
 		t.Fatalf("SetupPod without a writable record: %v", err)
 	}
 	e.assertNothingLeft()
-	if err := unix.Unmount(dir, 0); err != nil {
-		t.Fatal(err)
-	}
-	mounted = false
+	e.restart()
 	e.mustSetup("nowrite", nil)
 	e.teardown("nowrite")
 	e.assertNothingLeft()

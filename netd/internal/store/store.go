@@ -1,18 +1,22 @@
-// Package store persists netd's pod network records, one JSON file per pod,
-// written atomically (temp file, rename) and made durable with fsync: before
-// the rename (Put), or after it, off the caller's path (PutThenSync).
+// Package store persists netd's pod network records in one bbolt file,
+// <dir>/records.db (lib/boltstore), and serves reads from memory. A write
+// is made durable before Put returns, or after PutThenSync returns, off the
+// caller's path; either way it is visible to reads at once.
 package store
 
 import (
+	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/containerd/errdefs"
+
+	"flotilla.dev/lib/boltstore"
 )
 
 // Phase of a pod network record.
@@ -45,98 +49,165 @@ type Record struct {
 	CapabilityArgs map[string]any `json:"capability_args,omitempty"`
 }
 
-// Store is a directory of records.
-type Store struct{ dir string }
+var bucket = []byte("pods")
 
-// Open creates dir if needed.
-func Open(dir string) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	return &Store{dir: dir}, nil
+// Store holds the records: on disk in db, and in memory as last written.
+type Store struct {
+	db *boltstore.DB
+
+	mu   sync.Mutex
+	recs map[string][]byte // pod id -> JSON record
 }
 
-func (s *Store) path(id string) string { return filepath.Join(s.dir, id+".json") }
+// Open opens (creating) <dir>/records.db and loads its records. Records of
+// the layout before it, one <pod id>.json file per pod in dir, are moved
+// into it.
+func Open(dir string) (*Store, error) {
+	db, err := boltstore.Open(filepath.Join(dir, "records.db"), bucket)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{db: db, recs: map[string][]byte{}}
+	err = db.ForEach(bucket, func(k, v []byte) error {
+		s.recs[string(k)] = bytes.Clone(v)
+		return nil
+	})
+	if err == nil {
+		err = s.importFiles(dir)
+	}
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	return s, nil
+}
 
-// Put writes r atomically and durably: it is on disk when Put returns.
-func (s *Store) Put(r *Record) error {
-	tmp, err := s.writeTemp(r)
+// importFiles moves <pod id>.json records into the database, then removes
+// them, and removes the temporary files of writes interrupted by a crash.
+func (s *Store) importFiles(dir string) error {
+	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Sync(); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("sync record %s: %w", r.PodID, err)
+	for _, e := range ents {
+		n, path := e.Name(), filepath.Join(dir, e.Name())
+		switch {
+		case strings.HasPrefix(n, ".tmp-"):
+			_ = os.Remove(path)
+		case strings.HasSuffix(n, ".json"):
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			id := strings.TrimSuffix(n, ".json")
+			if err := s.db.Put(bucket, id, b); err != nil {
+				return err
+			}
+			s.recs[id] = b
+			if err := os.Remove(path); err != nil {
+				return err
+			}
+		}
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write record %s: %w", r.PodID, err)
+	return nil
+}
+
+// Close closes the database; writes after it fail.
+func (s *Store) Close() error { return s.db.Close() }
+
+// write sets id's record in memory (b == nil: deletes it) and queues the
+// same change for the database, in one step so both see changes in the same
+// order. undo puts the previous record back in memory, unless a later write
+// replaced this one meanwhile.
+func (s *Store) write(id string, b []byte) (wait func() error, undo func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	prev, had := s.recs[id]
+	if b == nil {
+		delete(s.recs, id)
+		wait = s.db.DeleteAsync(bucket, id)
+	} else {
+		s.recs[id] = b
+		wait = s.db.PutAsync(bucket, id, b)
 	}
-	if err := os.Rename(tmp.Name(), s.path(r.PodID)); err != nil {
+	undo = func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if cur, ok := s.recs[id]; ok != (b != nil) || (ok && &cur[0] != &b[0]) {
+			return
+		}
+		if had {
+			s.recs[id] = prev
+		} else {
+			delete(s.recs, id)
+		}
+	}
+	return wait, undo
+}
+
+// Put writes r and returns once it is on disk. On failure the store holds
+// what it held before.
+func (s *Store) Put(r *Record) error {
+	b, err := encode(r)
+	if err != nil {
+		return err
+	}
+	wait, undo := s.write(r.PodID, b)
+	if err := wait(); err != nil {
+		undo()
 		return fmt.Errorf("write record %s: %w", r.PodID, err)
 	}
 	return nil
 }
 
-// PutThenSync writes r atomically, so a reader or a restarted netd sees it
-// as soon as PutThenSync returns (the page cache outlives any process), and
-// returns the fsync that makes it survive a power loss too, for the caller
-// to run once its answer is out. Until that fsync is done a power loss may
-// leave the previous version of the record (file systems that write a
-// renamed-over file's data before the rename, as ext4 and btrfs do by
-// default; on others the record may come back empty and List reports it
-// unreadable); use it only where recovery does the same with either
-// version.
+// PutThenSync writes r, visible to Get and List at once, and returns a
+// function that waits until it is on disk. If that commit fails, the
+// function writes r once more (unless r was replaced or deleted since), so
+// a netd restarted later does not find the record r replaced.
 func (s *Store) PutThenSync(r *Record) (sync func() error, err error) {
-	tmp, err := s.writeTemp(r)
+	b, err := encode(r)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.Rename(tmp.Name(), s.path(r.PodID)); err != nil {
-		_ = tmp.Close()
-		_ = os.Remove(tmp.Name())
-		return nil, fmt.Errorf("write record %s: %w", r.PodID, err)
-	}
+	wait, _ := s.write(r.PodID, b)
 	return func() error {
-		err := tmp.Sync()
-		if cerr := tmp.Close(); err == nil {
-			err = cerr
+		err := wait()
+		if err == nil {
+			return nil
 		}
-		if err != nil {
-			return fmt.Errorf("sync record %s: %w", r.PodID, err)
+		s.mu.Lock()
+		cur, ok := s.recs[r.PodID]
+		if ok && &cur[0] == &b[0] {
+			wait = s.db.PutAsync(bucket, r.PodID, b)
 		}
-		return nil
+		s.mu.Unlock()
+		if ok && &cur[0] == &b[0] && wait() == nil {
+			return nil
+		}
+		return fmt.Errorf("sync record %s: %w", r.PodID, err)
 	}, nil
 }
 
-// writeTemp writes r's encoding to a new temporary file in the store's
-// directory and returns it open.
-func (s *Store) writeTemp(r *Record) (*os.File, error) {
+func encode(r *Record) ([]byte, error) {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("encode record %s: %w", r.PodID, err)
 	}
-	tmp, err := os.CreateTemp(s.dir, ".tmp-"+r.PodID+"-")
-	if err != nil {
-		return nil, fmt.Errorf("write record %s: %w", r.PodID, err)
-	}
-	if _, err := tmp.Write(b); err != nil {
-		_ = tmp.Close()
-		_ = os.Remove(tmp.Name())
-		return nil, fmt.Errorf("write record %s: %w", r.PodID, err)
-	}
-	return tmp, nil
+	return b, nil
 }
 
-// Get reads the record of id (errdefs.ErrNotFound if none).
+// Get returns id's record, or an error wrapping errdefs.ErrNotFound.
 func (s *Store) Get(id string) (*Record, error) {
-	b, err := os.ReadFile(s.path(id))
-	if errors.Is(err, os.ErrNotExist) {
+	s.mu.Lock()
+	b, ok := s.recs[id]
+	s.mu.Unlock()
+	if !ok {
 		return nil, fmt.Errorf("pod network %s: %w", id, errdefs.ErrNotFound)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("read record %s: %w", id, err)
-	}
+	return decode(id, b)
+}
+
+func decode(id string, b []byte) (*Record, error) {
 	var r Record
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("decode record %s: %w", id, err)
@@ -144,9 +215,12 @@ func (s *Store) Get(id string) (*Record, error) {
 	return &r, nil
 }
 
-// Delete removes the record of id; a missing record is not an error.
+// Delete removes id's record (absent is fine) and returns once that is on
+// disk.
 func (s *Store) Delete(id string) error {
-	if err := os.Remove(s.path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	wait, undo := s.write(id, nil)
+	if err := wait(); err != nil {
+		undo()
 		return fmt.Errorf("delete record %s: %w", id, err)
 	}
 	return nil
@@ -155,28 +229,26 @@ func (s *Store) Delete(id string) error {
 // List returns every record, sorted by pod id. Unreadable records are
 // returned as errors alongside the readable ones.
 func (s *Store) List() ([]*Record, []error) {
-	ents, err := os.ReadDir(s.dir)
-	if err != nil {
-		return nil, []error{fmt.Errorf("list records: %w", err)}
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.recs))
+	for id := range s.recs {
+		ids = append(ids, id)
 	}
+	sort.Strings(ids)
+	bs := make([][]byte, len(ids))
+	for i, id := range ids {
+		bs[i] = s.recs[id]
+	}
+	s.mu.Unlock()
 	var out []*Record
 	var errs []error
-	for _, e := range ents {
-		n := e.Name()
-		if strings.HasPrefix(n, ".tmp-") {
-			_ = os.Remove(filepath.Join(s.dir, n)) // interrupted write
-			continue
-		}
-		if !strings.HasSuffix(n, ".json") {
-			continue
-		}
-		r, err := s.Get(strings.TrimSuffix(n, ".json"))
+	for i, id := range ids {
+		r, err := decode(id, bs[i])
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		out = append(out, r)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].PodID < out[j].PodID })
 	return out, errs
 }
