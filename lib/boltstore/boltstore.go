@@ -81,32 +81,6 @@ func (d *DB) Delete(bucket []byte, key string) error {
 	return d.wait(w, d.enqueue(w))
 }
 
-// PutAsync queues the write now, so it is ordered before any write queued
-// after this call returns, and commits it in the background. The returned
-// function waits for the commit and returns its error; calling it is
-// optional.
-func (d *DB) PutAsync(bucket []byte, key string, val []byte) (wait func() error) {
-	return d.async(&write{bucket: bucket, key: []byte(key), val: val})
-}
-
-// DeleteAsync is Delete queued now and committed in the background, like
-// PutAsync.
-func (d *DB) DeleteAsync(bucket []byte, key string) (wait func() error) {
-	return d.async(&write{bucket: bucket, key: []byte(key)})
-}
-
-func (d *DB) async(w *write) func() error {
-	lead := d.enqueue(w)
-	done := make(chan error, 1)
-	go func() { done <- d.wait(w, lead) }()
-	var once sync.Once
-	var err error
-	return func() error {
-		once.Do(func() { err = <-done })
-		return err
-	}
-}
-
 // ForEach calls fn for every key and value of bucket, in key order. The
 // slices are valid only during the call.
 func (d *DB) ForEach(bucket []byte, fn func(k, v []byte) error) error {

@@ -83,43 +83,6 @@ func TestBadWriteFailsOnlyItself(t *testing.T) {
 	}
 }
 
-// A PutAsync is ordered before the writes queued after it returns, even
-// when nobody waits for it: a Delete right after it wins.
-func TestPutAsyncKeepsOrder(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "records.db")
-	d := open(t, path)
-	for i := range 50 {
-		k := fmt.Sprintf("p%02d", i)
-		wait := d.PutAsync(bucket, k, []byte("ready"))
-		if i%2 == 0 {
-			if err := d.Delete(bucket, k); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if i%3 == 0 {
-			if err := wait(); err != nil || wait() != err {
-				t.Fatalf("wait %s: %v", k, err)
-			}
-		}
-	}
-	// The last write's commit is waited for by this Put, queued after it.
-	if err := d.Put(bucket, "last", []byte("x")); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Close(); err != nil {
-		t.Fatal(err)
-	}
-	d = open(t, path)
-	defer d.Close()
-	m := keys(t, d)
-	for i := range 50 {
-		k := fmt.Sprintf("p%02d", i)
-		if _, ok := m[k]; ok != (i%2 == 1) {
-			t.Errorf("%s present=%v after Put then Delete=%v", k, ok, i%2 == 0)
-		}
-	}
-}
-
 func TestWriteAfterCloseFails(t *testing.T) {
 	d := open(t, filepath.Join(t.TempDir(), "records.db"))
 	if err := d.Close(); err != nil {
@@ -127,8 +90,5 @@ func TestWriteAfterCloseFails(t *testing.T) {
 	}
 	if err := d.Put(bucket, "p1", []byte("v")); err == nil {
 		t.Fatal("Put after Close succeeded")
-	}
-	if err := d.PutAsync(bucket, "p1", []byte("v"))(); err == nil {
-		t.Fatal("PutAsync after Close succeeded")
 	}
 }

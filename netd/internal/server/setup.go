@@ -87,21 +87,15 @@ func (s *Service) SetupPod(ctx context.Context, req *netv1.SetupPodRequest) (*ne
 	}
 	ph.Mark("cni_add")
 	rec.IPs, rec.Phase = ips, store.Ready
-	// Not waited for: until its fsync is done a power loss can only leave
-	// the Creating record, and after a reboot Reconcile undoes a pod's
-	// network the same way from either (the namespace is gone with it).
-	sync, err := s.store.PutThenSync(rec)
-	if err != nil {
+	// On disk before SetupPod answers: a netd killed after the answer must
+	// find the pod Ready at its next start, as Reconcile undoes a Creating
+	// one. Concurrent pod starts share the commit (lib/boltstore).
+	if err := s.store.Put(rec); err != nil {
 		cctx, ccancel := detached(ctx)
 		_ = s.teardown(cctx, rec, true)
 		ccancel()
 		return nil, err
 	}
-	go func() {
-		if err := sync(); err != nil {
-			log.Warn("pod network record not synced to disk", flog.KeyError, err)
-		}
-	}()
 	ph.Mark("store_ready")
 	log.Info("pod network set up", "ips", ips, "network", rec.Network)
 	s.publish(eventsv1.SubjectNetworkSetup, id, "setup", ips, "")

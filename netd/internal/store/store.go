@@ -1,7 +1,6 @@
 // Package store persists netd's pod network records in one bbolt file,
 // <dir>/records.db (lib/boltstore), and serves reads from memory. A write
-// is made durable before Put returns, or after PutThenSync returns, off the
-// caller's path; either way it is visible to reads at once.
+// returns once it is on disk. Callers serialize the writes of one pod.
 package store
 
 import (
@@ -115,77 +114,20 @@ func (s *Store) importFiles(dir string) error {
 // Close closes the database; writes after it fail.
 func (s *Store) Close() error { return s.db.Close() }
 
-// write sets id's record in memory (b == nil: deletes it) and queues the
-// same change for the database, in one step so both see changes in the same
-// order. undo puts the previous record back in memory, unless a later write
-// replaced this one meanwhile.
-func (s *Store) write(id string, b []byte) (wait func() error, undo func()) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	prev, had := s.recs[id]
-	if b == nil {
-		delete(s.recs, id)
-		wait = s.db.DeleteAsync(bucket, id)
-	} else {
-		s.recs[id] = b
-		wait = s.db.PutAsync(bucket, id, b)
-	}
-	undo = func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if cur, ok := s.recs[id]; ok != (b != nil) || (ok && &cur[0] != &b[0]) {
-			return
-		}
-		if had {
-			s.recs[id] = prev
-		} else {
-			delete(s.recs, id)
-		}
-	}
-	return wait, undo
-}
-
-// Put writes r and returns once it is on disk. On failure the store holds
-// what it held before.
+// Put writes r and returns once it is on disk; reads see it from then on.
+// On failure the store holds what it held before.
 func (s *Store) Put(r *Record) error {
 	b, err := encode(r)
 	if err != nil {
 		return err
 	}
-	wait, undo := s.write(r.PodID, b)
-	if err := wait(); err != nil {
-		undo()
+	if err := s.db.Put(bucket, r.PodID, b); err != nil {
 		return fmt.Errorf("write record %s: %w", r.PodID, err)
 	}
+	s.mu.Lock()
+	s.recs[r.PodID] = b
+	s.mu.Unlock()
 	return nil
-}
-
-// PutThenSync writes r, visible to Get and List at once, and returns a
-// function that waits until it is on disk. If that commit fails, the
-// function writes r once more (unless r was replaced or deleted since), so
-// a netd restarted later does not find the record r replaced.
-func (s *Store) PutThenSync(r *Record) (sync func() error, err error) {
-	b, err := encode(r)
-	if err != nil {
-		return nil, err
-	}
-	wait, _ := s.write(r.PodID, b)
-	return func() error {
-		err := wait()
-		if err == nil {
-			return nil
-		}
-		s.mu.Lock()
-		cur, ok := s.recs[r.PodID]
-		if ok && &cur[0] == &b[0] {
-			wait = s.db.PutAsync(bucket, r.PodID, b)
-		}
-		s.mu.Unlock()
-		if ok && &cur[0] == &b[0] && wait() == nil {
-			return nil
-		}
-		return fmt.Errorf("sync record %s: %w", r.PodID, err)
-	}, nil
 }
 
 func encode(r *Record) ([]byte, error) {
@@ -216,13 +158,14 @@ func decode(id string, b []byte) (*Record, error) {
 }
 
 // Delete removes id's record (absent is fine) and returns once that is on
-// disk.
+// disk. On failure the store holds what it held before.
 func (s *Store) Delete(id string) error {
-	wait, undo := s.write(id, nil)
-	if err := wait(); err != nil {
-		undo()
+	if err := s.db.Delete(bucket, id); err != nil {
 		return fmt.Errorf("delete record %s: %w", id, err)
 	}
+	s.mu.Lock()
+	delete(s.recs, id)
+	s.mu.Unlock()
 	return nil
 }
 

@@ -19,15 +19,23 @@ func open(t *testing.T, dir string) *Store {
 	return s
 }
 
-func TestPutThenSyncIsVisibleBeforeItsSyncAndDurableAfter(t *testing.T) {
+func TestRecordsSurviveReopen(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
 	if err := s.Put(&Record{PodID: "p1", Phase: Creating, NetNS: "/run/x"}); err != nil {
 		t.Fatal(err)
 	}
-	sync, err := s.PutThenSync(&Record{PodID: "p1", Phase: Ready, NetNS: "/run/x", IPs: []string{"10.0.0.2"}})
-	if err != nil {
+	if err := s.Put(&Record{PodID: "p1", Phase: Ready, NetNS: "/run/x", IPs: []string{"10.0.0.2"}}); err != nil {
 		t.Fatal(err)
+	}
+	if err := s.Put(&Record{PodID: "p2", Phase: Ready}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete("p2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete("p2"); err != nil {
+		t.Fatal("delete of an absent record:", err)
 	}
 	check := func(s *Store, when string) {
 		t.Helper()
@@ -35,15 +43,14 @@ func TestPutThenSyncIsVisibleBeforeItsSyncAndDurableAfter(t *testing.T) {
 		if err != nil || r.Phase != Ready || len(r.IPs) != 1 || r.IPs[0] != "10.0.0.2" {
 			t.Fatalf("%s: record %+v, %v", when, r, err)
 		}
+		if _, err := s.Get("p2"); !errors.Is(err, errdefs.ErrNotFound) {
+			t.Fatalf("%s: deleted p2: %v", when, err)
+		}
 		if recs, errs := s.List(); len(recs) != 1 || len(errs) != 0 {
 			t.Fatalf("%s: list %+v, %v", when, recs, errs)
 		}
 	}
-	check(s, "before sync")
-	if err := sync(); err != nil {
-		t.Fatal(err)
-	}
-	check(s, "after sync")
+	check(s, "before reopen")
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -69,13 +76,6 @@ func TestFailedWriteChangesNothing(t *testing.T) {
 	}
 	if err := s.Delete("p1"); err == nil {
 		t.Fatal("Delete from a closed store succeeded")
-	}
-	sync, err := s.PutThenSync(&Record{PodID: "p3", Phase: Ready})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sync(); err == nil {
-		t.Fatal("sync into a closed store succeeded")
 	}
 	if r, err := s.Get("p1"); err != nil || r.Phase != Ready {
 		t.Fatalf("p1 after failed writes: %+v, %v", r, err)
