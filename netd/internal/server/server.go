@@ -26,8 +26,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer svc.Close()
-	// The socket is taken first: a second netd on the same socket fails
-	// here, before its reconcile could touch the first one's pods.
+	// A second netd fails before its reconcile could touch the first one's
+	// pods: on the same root at New (bbolt's lock on the records, after
+	// 5 s), on the same socket here.
 	srv, err := daemon.NewServer(cfg.Socket, 0o600, flog.ServerOptions(log)...)
 	if err != nil {
 		return err
