@@ -133,7 +133,6 @@ func openNet(o Options, tmp string) (*floorNet, error) {
 	return &floorNet{lock: lock, subnet: n, bridge: bridge, list: list, cni: cni}, nil
 }
 
-// close deletes the bridge and gives the subnet back.
 // add runs CNI ADD for rt, bounded by 30 s.
 func (nw *floorNet) add(ctx context.Context, rt *libcni.RuntimeConf) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -149,6 +148,7 @@ func (nw *floorNet) del(rt *libcni.RuntimeConf) error {
 	return nw.cni.DelNetworkList(ctx, nw.list, rt)
 }
 
+// close deletes the bridge and gives the subnet back.
 func (nw *floorNet) close(res *report.Result) {
 	if l, err := netlink.LinkByName(nw.bridge); err == nil {
 		if err := netlink.LinkDel(l); err != nil {
