@@ -71,14 +71,12 @@ func (d *DB) Close() error { return d.db.Close() }
 
 // Put stores val under key and returns once that is on disk.
 func (d *DB) Put(bucket []byte, key string, val []byte) error {
-	w := &write{bucket: bucket, key: []byte(key), val: val}
-	return d.wait(w, d.enqueue(w))
+	return d.commit(&write{bucket: bucket, key: []byte(key), val: val})
 }
 
 // Delete removes key (absent is fine) and returns once that is on disk.
 func (d *DB) Delete(bucket []byte, key string) error {
-	w := &write{bucket: bucket, key: []byte(key)}
-	return d.wait(w, d.enqueue(w))
+	return d.commit(&write{bucket: bucket, key: []byte(key)})
 }
 
 // ForEach calls fn for every key and value of bucket, in key order. The
@@ -99,30 +97,22 @@ func (d *DB) Commits() int {
 // errLead tells a queued writer that it is now the leader.
 var errLead = errors.New("lead the next commit")
 
-// enqueue appends w to the queue and reports whether its caller is to lead
-// the next commit (no commit is running).
-func (d *DB) enqueue(w *write) (lead bool) {
+// commit queues w and returns when a transaction holding it is committed.
+// The first caller to find no commit running becomes the leader: it
+// commits everything queued so far, then hands the lead to the first
+// writer queued meanwhile, which does the same, until the queue is empty.
+func (d *DB) commit(w *write) error {
 	w.err = make(chan error, 1)
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.pending = append(d.pending, w)
 	if d.leader {
-		return false
-	}
-	d.leader = true
-	return true
-}
-
-// wait returns when a transaction holding w is committed. The leader
-// commits everything queued so far, then hands the lead to the first writer
-// queued meanwhile, which does the same, until the queue is empty.
-func (d *DB) wait(w *write, lead bool) error {
-	if !lead {
+		d.mu.Unlock()
 		if err := <-w.err; err != errLead {
 			return err
 		}
+		d.mu.Lock()
 	}
-	d.mu.Lock()
+	d.leader = true
 	batch := d.pending
 	d.pending = nil
 	d.mu.Unlock()
