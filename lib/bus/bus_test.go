@@ -5,6 +5,7 @@ import (
 	"time"
 
 	eventsv1 "flotilla.dev/proto/events/v1"
+	"github.com/nats-io/nats-server/v2/server/pse"
 )
 
 func TestMatch(t *testing.T) {
@@ -60,5 +61,16 @@ func TestEmbeddedRoundTrip(t *testing.T) {
 		}
 	case <-time.After(3 * time.Second):
 		t.Fatal("no event")
+	}
+}
+
+// The path emptied in pse.go must be the one nats-server's pse package
+// reads: its ProcUsage fails on the empty path, and would succeed if the
+// linkname named a variable pse no longer has.
+func TestNATSProcSamplingStopped(t *testing.T) {
+	var cpu float64
+	var rss, vss int64
+	if err := pse.ProcUsage(&cpu, &rss, &vss); err == nil {
+		t.Fatalf("pse.ProcUsage still reads /proc (rss %d): its sampling was not stopped", rss)
 	}
 }
