@@ -11,10 +11,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 )
 
 // Server is a gRPC server on a unix socket with the health service
-// registered (criproxy health-checks backends with it).
+// registered (criproxy watches backends' health with it).
 type Server struct {
 	GRPC   *grpc.Server
 	Health *health.Server
@@ -23,7 +24,10 @@ type Server struct {
 }
 
 // NewServer listens on socket (mode 0600 unless given) and builds a gRPC
-// server with opts.
+// server with opts. It accepts keepalive pings every 5 s (gRPC's default
+// policy closes a connection pinged more often than every 5 minutes):
+// criproxy pings an otherwise quiet connection every 10 s to notice a
+// daemon that hangs.
 func NewServer(socket string, mode os.FileMode, opts ...grpc.ServerOption) (*Server, error) {
 	if mode == 0 {
 		mode = 0o600
@@ -32,6 +36,7 @@ func NewServer(socket string, mode os.FileMode, opts ...grpc.ServerOption) (*Ser
 	if err != nil {
 		return nil, err
 	}
+	opts = append([]grpc.ServerOption{grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second})}, opts...)
 	s := grpc.NewServer(opts...)
 	h := health.NewServer()
 	healthpb.RegisterHealthServer(s, h)

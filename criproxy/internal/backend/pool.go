@@ -1,5 +1,5 @@
 // Package backend keeps connections to the replicas of one backend daemon,
-// health-checks them and picks the one a call goes to.
+// follows their health and picks the one a call goes to.
 package backend
 
 import (
@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 )
 
 // Replica is one socket of a backend.
@@ -29,14 +30,21 @@ type Replica struct {
 // Target names the replica in errors: "imaged (unix:///run/flotilla/imaged.sock)".
 func (r *Replica) Target() string { return fmt.Sprintf("%s (unix://%s)", r.Name, r.Socket) }
 
-// Healthy reports the last health check's result.
+// Healthy reports the replica's health as last seen by Watch.
 func (r *Replica) Healthy() bool { return r.healthy.Load() }
 
-// LastError is the last health check's error, if any.
+// LastError is why the replica is unhealthy, if it is.
 func (r *Replica) LastError() string {
 	s, _ := r.lastErr.Load().(string)
 	return s
 }
+
+// Keepalive pings on the connections to replicas; gRPC raises a Time below
+// 10 s to 10 s.
+const (
+	keepaliveTime    = 10 * time.Second
+	keepaliveTimeout = 5 * time.Second
+)
 
 // Pool is the replicas of one backend.
 type Pool struct {
@@ -47,7 +55,11 @@ type Pool struct {
 }
 
 // Dial opens (lazily) a connection to every replica. Reconnect backoff is
-// capped at one second so a restarted daemon is picked up at once.
+// capped at one second so a restarted daemon is picked up at once. A
+// connection that carried nothing for keepaliveTime is pinged, and closed
+// when the ping is not answered within keepaliveTimeout: that is how Watch
+// notices a replica that hangs (the daemons' servers accept pings that
+// often, see lib/daemon.NewServer).
 func Dial(name string, sockets []string, log *slog.Logger, opts ...grpc.DialOption) (*Pool, error) {
 	p := &Pool{Name: name, log: log}
 	base := []grpc.DialOption{
@@ -57,6 +69,7 @@ func Dial(name string, sockets []string, log *slog.Logger, opts ...grpc.DialOpti
 			MinConnectTimeout: time.Second,
 		}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: keepaliveTime, Timeout: keepaliveTimeout}),
 	}
 	for _, s := range sockets {
 		conn, err := grpc.NewClient("unix://"+s, append(base, opts...)...)
@@ -93,45 +106,64 @@ func (p *Pool) Candidates() []*Replica {
 	return append(out, sick...)
 }
 
-// Check health-checks every replica once, each with the given timeout.
-func (p *Pool) Check(ctx context.Context, timeout time.Duration) {
+// Watch follows every replica's health until ctx ends. Each replica gets
+// one gRPC health Watch stream, which it answers with its status and then
+// with every change, so an idle fleet exchanges nothing (a Check every
+// second kept four daemons waking and allocating). The stream ends, and
+// the replica is marked unhealthy, when the replica stops (its health
+// service turns NOT_SERVING first), dies (the connection closes), or stops
+// answering the connection's keepalive pings (see Dial); it is opened
+// again after retry.
+func (p *Pool) Watch(ctx context.Context, retry time.Duration) {
 	var wg sync.WaitGroup
 	for _, r := range p.replicas {
 		wg.Add(1)
-		go func(r *Replica) {
+		go func() {
 			defer wg.Done()
-			cctx, cancel := context.WithTimeout(ctx, timeout)
-			defer cancel()
-			resp, err := healthpb.NewHealthClient(r.Conn).Check(cctx, &healthpb.HealthCheckRequest{})
-			ok := err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
-			if !ok {
-				msg := "not serving"
-				if err != nil {
-					msg = err.Error()
+			for {
+				err := p.follow(ctx, r)
+				if ctx.Err() != nil {
+					return
 				}
-				r.lastErr.Store(msg)
-			} else {
-				r.lastErr.Store("")
+				p.set(r, false, err.Error())
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(retry):
+				}
 			}
-			if was := r.healthy.Swap(ok); was != ok {
-				p.log.Info("backend health changed", "backend", r.Name, "socket", r.Socket, "healthy", ok)
-			}
-		}(r)
+		}()
 	}
 	wg.Wait()
 }
 
-// Watch health-checks every interval until ctx ends.
-func (p *Pool) Watch(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
+// follow keeps r's health up to date from one Watch stream while the
+// replica is serving. It returns when the stream fails or the replica
+// reports anything but SERVING: the stream is then closed, so a stopping
+// replica's graceful stop does not wait for it.
+func (p *Pool) follow(ctx context.Context, r *Replica) error {
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := healthpb.NewHealthClient(r.Conn).Watch(cctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		return err
+	}
 	for {
-		p.Check(ctx, interval)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+		resp, err := st.Recv()
+		if err != nil {
+			return err
 		}
+		if s := resp.GetStatus(); s != healthpb.HealthCheckResponse_SERVING {
+			return fmt.Errorf("not serving (%s)", s)
+		}
+		p.set(r, true, "")
+	}
+}
+
+func (p *Pool) set(r *Replica, ok bool, msg string) {
+	r.lastErr.Store(msg)
+	if was := r.healthy.Swap(ok); was != ok {
+		p.log.Info("backend health changed", "backend", r.Name, "socket", r.Socket, "healthy", ok)
 	}
 }
 

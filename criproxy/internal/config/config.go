@@ -19,7 +19,7 @@ type Config struct {
 	Imaged         []string `toml:"imaged" comment:"imaged replicas (unix socket paths): the CRI ImageService."`
 	Sandboxd       []string `toml:"sandboxd" comment:"sandboxd replicas (unix socket paths): the CRI RuntimeService."`
 	Netd           []string `toml:"netd" comment:"netd replicas (unix socket paths): NetworkReady."`
-	HealthInterval Duration `toml:"health_interval" comment:"How often each backend replica is health-checked."`
+	HealthInterval Duration `toml:"health_interval" comment:"How long criproxy waits before following a backend replica's health again once it stopped, could not be reached or hung. Health is followed through one gRPC health Watch stream per replica, not polled."`
 	StatusTimeout  Duration `toml:"status_timeout" comment:"Deadline for the backend calls behind Status and Version."`
 	NATSEmbedded   bool     `toml:"nats_embedded" comment:"Run an embedded NATS server (set false to use an external server or cluster at nats_url)."`
 	NATSListen     string   `toml:"nats_listen" comment:"host:port the embedded NATS server listens on."`

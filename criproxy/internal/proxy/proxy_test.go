@@ -207,9 +207,15 @@ func TestFailoverToHealthyReplica(t *testing.T) {
 			t.Fatalf("call %d answered by %s", i, resp.Items[0].Id)
 		}
 	}
-	f.proxy.Sandboxd.Check(context.Background(), time.Second)
-	if r := f.proxy.Sandboxd.Replicas(); r[0].Healthy() || !r[1].Healthy() {
-		t.Fatalf("health: replica0=%v replica1=%v", r[0].Healthy(), r[1].Healthy())
+	ctx, cancel := context.WithCancel(context.Background())
+	watched := make(chan struct{})
+	go func() { f.proxy.Sandboxd.Watch(ctx, 50*time.Millisecond); close(watched) }()
+	defer func() { cancel(); <-watched }()
+	r := f.proxy.Sandboxd.Replicas()
+	for deadline := time.Now().Add(2 * time.Second); r[0].Healthy() || !r[1].Healthy(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("health: replica0=%v replica1=%v", r[0].Healthy(), r[1].Healthy())
+		}
 	}
 }
 
