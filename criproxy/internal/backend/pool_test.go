@@ -50,25 +50,28 @@ func serveDaemon(t *testing.T, sock string) (*daemon.Server, func() time.Duratio
 	return s, stop
 }
 
-func watch(t *testing.T, p *Pool, retry time.Duration) {
+// watched dials a one-replica pool on sock, runs its Watch (retrying every
+// 50 ms) until the test ends, and waits for the replica to be healthy.
+func watched(t *testing.T, sock string) *Replica {
+	t.Helper()
+	p, err := Dial("sandboxd", []string{sock}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { p.Watch(ctx, retry); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	go func() { p.Watch(ctx, 50*time.Millisecond); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; p.Close() })
+	r := p.Replicas()[0]
+	await(t, "healthy at start", 2*time.Second, r.Healthy)
+	return r
 }
 
 func TestWatchFollowsReplicaHealth(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "sandboxd.sock")
 	srv, stop := serveDaemon(t, sock)
-	p, err := Dial("sandboxd", []string{sock}, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	r := p.Replicas()[0]
-	watch(t, p, 50*time.Millisecond)
-	await(t, "healthy at start", 2*time.Second, r.Healthy)
+	r := watched(t, sock)
 
 	// A status change reaches criproxy without polling.
 	srv.Health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
@@ -164,14 +167,7 @@ func TestWatchNoticesAHungReplica(t *testing.T) {
 	go f.serve(t, lis, real)
 	t.Cleanup(func() { lis.Close(); f.close() })
 
-	p, err := Dial("sandboxd", []string{front}, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	r := p.Replicas()[0]
-	watch(t, p, 50*time.Millisecond)
-	await(t, "healthy at start", 2*time.Second, r.Healthy)
+	r := watched(t, front)
 	time.Sleep(100 * time.Millisecond)
 	if !r.Healthy() {
 		t.Fatalf("unhealthy before the hang: %s", r.LastError())
