@@ -35,16 +35,6 @@ func Current() (int64, error) {
 	return int64(v), err
 }
 
-// Inherited returns the slack the process had before Set changed it (its
-// current one if Set never ran).
-func Inherited() int64 {
-	if v := inherited.Load(); v > 0 {
-		return v
-	}
-	v, _ := Current()
-	return v
-}
-
 // Set gives every thread of the process a timer slack of ns nanoseconds
 // (ns > 0); threads created afterwards inherit it from their creator. It
 // remembers the slack the process started with for Start.
