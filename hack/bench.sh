@@ -87,7 +87,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# waitfor FILE PATTERN SECONDS: until FILE has a line matching PATTERN.
 # coldcache FILE...: write back and drop the page cache of a runtime's executables before it starts, so
 # its daemons map them as at a node's boot or after a package upgrade. An executable just written by Go's
 # linker (make build) is cached in a way that leaves several MiB more of it mapped in each daemon
@@ -100,6 +99,7 @@ coldcache() {
 	done
 }
 
+# waitfor FILE PATTERN SECONDS: until FILE has a line matching PATTERN.
 waitfor() {
 	for _ in $(seq $(($3 * 10))); do
 		grep -q "$2" "$1" 2>/dev/null && return 0
