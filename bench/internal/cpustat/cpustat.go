@@ -59,24 +59,18 @@ func parseMachine(line string) (time.Duration, error) {
 	return time.Duration(busy) * time.Second / userHZ, nil
 }
 
-// Procs returns the CPU time (user and system) the processes pids have
-// used so far, from their stat, threads that exited included (a daemon's Go
-// runtime ends threads, e.g. one a goroutine kept locked when it returned).
-// The unit is 1/USER_HZ per process. A process that is gone is skipped, its time
-// with it: take both readings of a window from processes that live through
-// it.
-func Procs(procfs string, pids []int) time.Duration {
-	var total time.Duration
-	for _, pid := range pids {
-		st, err := procstat.Read(procfs, pid)
-		if err != nil {
-			continue
-		}
-		if t, ok := ownCPU(st); ok {
-			total += t
-		}
+// Proc returns the CPU time (user and system) process pid has used so far,
+// from its stat, threads that exited included (a daemon's Go runtime ends
+// threads, e.g. one a goroutine kept locked when it returned), in units of
+// 1/USER_HZ. A process that is gone has 0: take both readings of a window
+// from processes that live through it.
+func Proc(procfs string, pid int) time.Duration {
+	st, err := procstat.Read(procfs, pid)
+	if err != nil {
+		return 0
 	}
-	return total
+	t, _ := ownCPU(st)
+	return t
 }
 
 // ownCPU is utime + stime (fields 14 and 15) of a process's stat.

@@ -47,21 +47,21 @@ func TestOwnCPU(t *testing.T) {
 	}
 }
 
-// A process that burns CPU shows it in Procs, to within the burn, and the
+// A process that burns CPU shows it in Proc, to within the burn, and the
 // machine's busy time grows by at least as much.
-func TestProcsAndMachineSeeABurn(t *testing.T) {
-	self := []int{os.Getpid()}
+func TestProcAndMachineSeeABurn(t *testing.T) {
+	self := os.Getpid()
 	m0, err := Machine("/proc")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p0 := Procs("/proc", self)
+	p0 := Proc("/proc", self)
 	start := time.Now()
 	x := 0
 	for time.Since(start) < 300*time.Millisecond {
 		x++
 	}
-	p := Procs("/proc", self) - p0
+	p := Proc("/proc", self) - p0
 	m1, err := Machine("/proc")
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +74,7 @@ func TestProcsAndMachineSeeABurn(t *testing.T) {
 	if m := m1 - m0; m < p-50*time.Millisecond {
 		t.Errorf("machine busy %v < this process's %v", m, p)
 	}
-	if Procs("/proc", []int{1 << 30}) != 0 {
+	if Proc("/proc", 1<<30) != 0 {
 		t.Error("a process that does not exist has CPU time")
 	}
 }

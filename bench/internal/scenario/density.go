@@ -167,7 +167,7 @@ func (r *Runner) startCPU() func() (machine, daemons time.Duration, byName map[s
 	read := func() map[string]time.Duration {
 		m := map[string]time.Duration{}
 		for _, p := range daemons {
-			m[p.Name] += cpustat.Procs("/proc", []int{p.PID})
+			m[p.Name] += cpustat.Proc("/proc", p.PID)
 		}
 		return m
 	}
