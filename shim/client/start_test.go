@@ -93,10 +93,12 @@ func TestStartWithoutRuntime(t *testing.T) {
 				t.Errorf("runc state after start: %s, want running", s)
 			}
 			waitFor(t, "the container's output", func() bool { return strings.Contains(readLog(t, c.logPath), "started") })
-			comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
-			if strings.TrimSpace(string(comm)) != "sleep" {
-				t.Errorf("init runs %q, want sleep", comm)
-			}
+			// The shell echoes before it execs sleep, so the output can
+			// come before init's comm changes.
+			waitFor(t, "init to exec sleep", func() bool {
+				comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+				return strings.TrimSpace(string(comm)) == "sleep"
+			})
 			if _, err := cl.Start(ctx(t)); err == nil {
 				t.Error("second start succeeded")
 			}
