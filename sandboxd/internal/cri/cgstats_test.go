@@ -73,7 +73,21 @@ func TestReadCgroupUsageMatchesTheCgroupsLibrary(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
+	// sleep's own start (loading, libc) still runs after the exec; on a
+	// busy machine it can take a while, so wait for the CPU time to settle.
 	got, err := readCgroupUsage(path)
+	for err == nil {
+		time.Sleep(50 * time.Millisecond)
+		again, err2 := readCgroupUsage(path)
+		settled := err2 == nil && again.CPUNanos == got.CPUNanos
+		got, err = again, err2
+		if settled {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the test process's CPU time never settled")
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
