@@ -54,8 +54,9 @@ func checkID(id string) error {
 // layers' directories, and sandboxd finds its containers' rootfs missing and
 // treats them as lost, as CRI-O with a transient store does: a Kubernetes
 // node recreates containers after a reboot and never reuses their writable
-// layers. Overlays are mounted without "volatile" (store DisableVolatile), so
-// a container's own syncs work.
+// layers. For the same reason overlays are mounted "volatile": a container's
+// syncs of its layer are not written through, and an unmount does not sync
+// the whole file system under it.
 func (s *Service) CreateRootfs(ctx context.Context, req *imagev1.CreateRootfsRequest) (*imagev1.CreateRootfsResponse, error) {
 	if err := checkID(req.GetContainerId()); err != nil {
 		return nil, err

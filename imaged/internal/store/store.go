@@ -29,10 +29,12 @@ func Open(cfg *config.Config) (storage.Store, error) {
 		// them, a reboot loses them and the start-up collection removes
 		// their directories (see rootfs.CreateRootfs). Images stay in
 		// the graph root, fsynced.
+		// That also mounts their overlays "volatile" (c/storage's default
+		// for a transient store): unmounting one does not sync the whole
+		// file system under the graph root, which took 12 ms with 32 MB
+		// dirty there, and syncs inside a container are not written
+		// through, as its layer does not outlive a crash of the node.
 		TransientStore: true,
-		// Their overlays are mounted without "volatile": a container's
-		// own syncs still reach the disk, and the mount is faster.
-		DisableVolatile: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open storage at %s: %w", cfg.Root, err)
