@@ -24,13 +24,13 @@ import (
 // mount calls on the host's mount table) and re-executes itself from it,
 // or, where it cannot mount, copies the binary (≈ 9 MB) into a memfd. It
 // does neither when the binary it runs from is already a sealed memfd,
-// which is how runc's own contrib/cmd/memfd-bind shares one copy: 0.4-2.5
-// ms less per `runc create` in two measurements (docs/performance.md).
-// SealRuntime makes that one copy
-// in this process; the runtime calls this process makes and the shims it
-// spawns from then on exec the runtime from it. runc 1.2 and later protect
-// themselves with a read-only overlay mount instead and are left alone, as
-// is any other runtime.
+// which is how runc's own contrib/cmd/memfd-bind shares one copy: up to
+// 2.5 ms less per `runc create` (0 to 2.5 in three measurements, see
+// docs/performance.md). SealRuntime makes that one copy in this process;
+// the runtime calls this process makes and the shims it spawns from then
+// on exec the runtime from it. runc 1.2 and later protect themselves with
+// a read-only overlay mount instead and are left alone, as is any other
+// runtime.
 
 // memfdSeals are the seals runc checks for (RUNC_MEMFD_SEALS).
 const memfdSeals = unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE

@@ -21,7 +21,7 @@ type Runtime struct {
 	// StartViaRuntime turns off flotilla-shim's StartContainer fast path.
 	StartViaRuntime bool `toml:"start_via_runtime" comment:"Run the runtime's start for StartContainer; false lets flotilla-shim do what runc start does itself when the runtime is runc (release runc init through its exec fifo), saving one runc process per start."`
 	// BinaryCopyPerCall turns off the shared sealed copy of runc 1.0/1.1.
-	BinaryCopyPerCall bool `toml:"binary_copy_per_call" comment:"Let runc 1.0/1.1 protect its own binary in every runc init (its CVE-2019-5736 defence: a read-only bind mount of itself and a re-exec, or a ≈ 9 MB copy in memory where it cannot mount; 0.5-2.5 ms per create and exec); false makes one sealed copy at start that every call runs from, which runc then does not protect again (runc's memfd-bind). No effect on other runtimes or runc 1.2+."`
+	BinaryCopyPerCall bool `toml:"binary_copy_per_call" comment:"Let runc 1.0/1.1 protect its own binary in every runc init (its CVE-2019-5736 defence: a read-only bind mount of itself and a re-exec, or a ≈ 9 MB copy in memory where it cannot mount; up to 2.5 ms per create and exec); false makes one sealed copy at start that every call runs from, which runc then does not protect again (runc's memfd-bind). No effect on other runtimes or runc 1.2+."`
 }
 
 // Config of sandboxd.
