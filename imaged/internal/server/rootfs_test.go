@@ -3,12 +3,14 @@ package server_test
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"flotilla.dev/lib/testutil/registry"
 	imagev1 "flotilla.dev/proto/image/v1"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -35,6 +37,14 @@ func TestRootfsLifecycle(t *testing.T) {
 
 	cr, err := e.rootfs.CreateRootfs(ctx, &imagev1.CreateRootfsRequest{ContainerId: "c1", Image: "busybox", PodId: "p1", Name: "sleeper"})
 	must(t, err)
+	// On ext4 the layers' parent is marked for spreading (chattr +T).
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(e.cfg.Root, &sfs); err == nil && sfs.Type == unix.EXT4_SUPER_MAGIC {
+		out, err := exec.Command("lsattr", "-d", filepath.Join(e.cfg.Root, "overlay")).CombinedOutput()
+		if attrs, _, _ := strings.Cut(string(out), " "); err != nil || !strings.Contains(attrs, "T") {
+			t.Errorf("lsattr of the layers' directory: %q, %v; want the T flag", out, err)
+		}
+	}
 	if cr.Image.GetId() != id || cr.Rootfs.GetImageId() != id || cr.Rootfs.LayerId == "" {
 		t.Fatalf("CreateRootfs = %v", cr)
 	}

@@ -50,6 +50,11 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, b bus.Bus)
 			log.Warn("shut down storage", flog.KeyError, err)
 		}
 	}()
+	if cfg.StorageDriver == "overlay" {
+		if err := store.SpreadLayerDirs(cfg.Root); err != nil {
+			log.Warn("mark layer directories for spreading over the file system", flog.KeyError, err)
+		}
+	}
 	// Layers of pulls interrupted by a crash belong to no image: drop them.
 	if n, err := store.GC(st); err != nil {
 		log.Warn("collect unreferenced layers", flog.KeyError, err)
