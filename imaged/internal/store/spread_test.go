@@ -25,7 +25,11 @@ func ext4Image(t testing.TB, size string, opts ...string) string {
 		t.Fatal(err)
 	}
 	args := append([]string{"-q", "-F", "-O", "^has_journal"}, opts...)
-	mkfs := exec.Command("mkfs.ext4", append(args, img, size)...)
+	mkfsPath, err := exec.LookPath("mkfs.ext4")
+	if err != nil {
+		mkfsPath = "/usr/sbin/mkfs.ext4" // root's PATH without sbin
+	}
+	mkfs := exec.Command(mkfsPath, append(args, img, size)...)
 	if out, err := mkfs.CombinedOutput(); err != nil {
 		t.Fatalf("mkfs.ext4: %v: %s", err, out)
 	}
