@@ -85,10 +85,11 @@ func groupsOf(t *testing.T, parent string, n int, ipg uint64) map[uint64]int {
 // ext4 that spreads new layers over the block groups, where in a plain
 // directory they all go to their parent's group.
 func TestSpreadLayerDirsOnExt4(t *testing.T) {
-	// 256 MiB in 8 groups of 2048 inodes, one group per flex group, so
-	// that the Orlov allocator has 8 places to choose from.
+	// 256 MiB in 8 groups of 8192 4-KiB blocks and 2048 inodes, one group
+	// per flex group, so that the Orlov allocator has 8 places to choose
+	// from.
 	const ipg = 2048
-	root := ext4Image(t, "256M", "-G", "1", "-N", fmt.Sprint(8*ipg))
+	root := ext4Image(t, "256M", "-b", "4096", "-g", "8192", "-G", "1", "-N", fmt.Sprint(8*ipg))
 	if err := SpreadLayerDirs(root); err != nil {
 		t.Fatal(err)
 	}
