@@ -27,21 +27,21 @@ func churnDirs(root string) []string {
 
 // SpreadLayerDirs marks the directories in which containers' layers come and
 // go as tops of directory hierarchies (chattr +T), so that ext4's Orlov
-// allocator places each new layer directory, and with it the files in it,
-// in a lightly used block group instead of in its parent's. Only the overlay
+// allocator places each new layer directory, and with it the files in it, in a
+// lightly used block group instead of in its parent's. Only the overlay
 // driver's layout is known here.
 //
-// On ext4 without a journal, allocating an inode scans the group's free
-// inodes from its start and passes over every one freed in the last 30
-// seconds or whose inode table block is still dirty (recently_deleted in
-// fs/ext4/ialloc.c). When the graph root's group is busy (on this machine,
-// under /tmp, where every test and build comes and goes) that scan is most
-// of a container's creation: by hand, 30 trees shaped like a container
-// layer (12 inodes) right after 20 others were removed took 5.5-7.3 ms of
-// CPU per tree in a directory under /tmp and 0.37-0.63 ms in a +T one next
-// to it (0.2 ms under /var/tmp or /root, and on a new file system with or
-// without the flag). With a journal there is no such scan and the flag only
-// spreads the layers over the disk, as it does for /home. File systems
+// On ext4 without a journal, allocating an inode scans the group's free inodes
+// from its start and passes over every one freed in the last 60 seconds, 360
+// while its inode table block is still dirty (recently_deleted in
+// fs/ext4/ialloc.c, as lib/boltstore also says). When the graph root's group
+// is busy (on this machine, under /tmp, where every test and build comes and
+// goes) that scan is most of a container's creation: by hand, 30 trees shaped
+// like a container layer (12 inodes) right after 20 others were removed took
+// 5.5-7.3 ms of CPU per tree in a directory under /tmp and 0.37-0.63 ms in a
+// +T one next to it (0.2 ms under /var/tmp or /root, and on a new file system
+// with or without the flag). With a journal there is no such scan and the flag
+// only spreads the layers over the disk, as it does for /home. File systems
 // without the flag (xfs, btrfs, tmpfs) are left as they are.
 func SpreadLayerDirs(root string) error {
 	var errs []error
