@@ -11,6 +11,8 @@
 # BENCH_PAIRED=0 not to pair each runtime's pod starts and density with the floor's (see PAIRED),
 # BENCH_RUN_ON_DISK=1 to keep the runtimes' run state on disk (see runtmpfs), BENCH_FLOTILLA_TOML: a TOML
 # drop-in for the fleet's configuration (A/B runs, e.g. "[sandboxd.runtimes.runc]\nexec_sync_via_runtime = true").
+# BENCH_DENSITY_ROUNDS (default 5): times each runtime and the floor measure density; the table shows the
+# rounds' medians (one round is about a second, and a busy moment of the machine slows it by up to a third).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -130,13 +132,14 @@ umoci unpack --image "$REPO/.tools/images/busybox:1.29-2" "$T/bundle" >/dev/null
 # The floor paired with each runtime's run: a floor pod before each of its sequential pod starts, and the
 # floor's density right before its own (BENCH_PAIRED=0: off).
 runtmpfs "$T/floor-run"
+ROUNDS=(--density-rounds "${BENCH_DENSITY_ROUNDS:-5}")
 PAIRED=()
 [ "${BENCH_PAIRED:-1}" != 0 ] && PAIRED=(--floor-rootfs "$T/bundle/rootfs" --cni-bin "$CNI_BIN" --floor-state-dir "$T/floor-run")
 
 RESULTS=()
 if want floor; then
 	log "measuring the floor"
-	"$T/bin/flotbench" floor --state-dir "$T/floor-run" --rootfs "$T/bundle/rootfs" --cni-bin "$CNI_BIN" --out "$OUT/floor.json" |
+	"$T/bin/flotbench" floor --state-dir "$T/floor-run" --rootfs "$T/bundle/rootfs" --cni-bin "$CNI_BIN" --out "$OUT/floor.json" "${ROUNDS[@]}" |
 		tee "$OUT/floor.txt"
 fi
 
@@ -160,7 +163,7 @@ if want flotilla; then
 		# shellcheck disable=SC2086
 		"$T/bin/flotbench" cri --name flotilla --endpoint "$EP" --image "$IMAGE" --scope "$T/flotilla" \
 			--daemons criproxy,imaged,sandboxd,netd,nats-server --per-pod flotilla-shim,catatonit,pause \
-			--out "$OUT/flotilla.json" "${PAIRED[@]}" ${BENCH_FLAGS:-} | tee "$OUT/flotilla.txt"
+			--out "$OUT/flotilla.json" "${ROUNDS[@]}" "${PAIRED[@]}" ${BENCH_FLAGS:-} | tee "$OUT/flotilla.txt"
 		if [ "$LEVEL" = debug ]; then
 			log "where the time goes (daemons' phase logs)"
 			{ "$T/bin/flotbench" phases --result "$OUT/flotilla.json" --window podstart "$T"/flotilla/log/*.log
@@ -234,7 +237,7 @@ if want containerd; then
 		# shellcheck disable=SC2086
 		"$T/bin/flotbench" cri --name containerd --endpoint "unix://$C/containerd.sock" --image "$IMAGE" --scope "$C" \
 			--daemons containerd --per-pod containerd-shim-runc-v2,catatonit,pause \
-			--out "$OUT/containerd.json" "${PAIRED[@]}" ${BENCH_FLAGS:-} | tee "$OUT/containerd.txt"
+			--out "$OUT/containerd.json" "${ROUNDS[@]}" "${PAIRED[@]}" ${BENCH_FLAGS:-} | tee "$OUT/containerd.txt"
 	else
 		log "containerd did not answer; its log:"; tail -20 "$C/log" >&2
 	fi

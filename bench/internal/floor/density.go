@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,38 +18,48 @@ import (
 
 // densityFloor starts o.Density pods, o.Concurrency at a time, each the
 // least a runtime does for one: a pinned network namespace, CNI ADD, and
-// runc create + start of a container joining that namespace. It returns the
-// pods' start times, the window from the first start to the last pod
-// running and the machine's busy CPU time in it, then removes everything
-// (problems doing so go to res).
-func densityFloor(ctx context.Context, o Options, tmp string, res *report.Result) (densityRun, error) {
+// runc create + start of a container joining that namespace. It records
+// each pod's start time in rec (when not nil) and returns how many pods
+// started, the window from the first start to the last pod running and the
+// machine's busy CPU time in it, then removes everything (problems doing so
+// go to res).
+func densityFloor(ctx context.Context, o Options, tmp string, res *report.Result, rec *stats.Recorder) (densityRun, error) {
 	ps, err := openPods(ctx, o, filepath.Join(tmp, "density"))
 	if err != nil {
 		return densityRun{}, err
 	}
 	defer ps.close(res) // also after a failure or an interrupt
-	all := make([]*floorPod, o.Density)
-	for i := range all {
+	pods := make([]*floorPod, o.Density)
+	for i := range pods {
 		// The bundles are written before the clock starts, as for the
 		// sequential floor: the container joins the pod's namespace.
-		if all[i], err = ps.prepare(); err != nil {
+		if pods[i], err = ps.prepare(); err != nil {
 			return densityRun{}, err
 		}
 	}
 	var (
 		mu  sync.Mutex
-		rec stats.Recorder
+		run densityRun
 	)
 	cpu0, cpuErr := cpustat.Machine("/proc")
 	t0 := time.Now()
-	parallel.Run(ctx, o.Concurrency, len(all), func(i int) {
+	parallel.Run(ctx, o.Concurrency, len(pods), func(i int) {
 		t := time.Now()
-		err := ps.start(ctx, all[i])
+		err := ps.start(ctx, pods[i])
+		d := time.Since(t)
+		if rec != nil {
+			rec.Observe(d, err)
+		}
 		mu.Lock()
-		rec.Observe(time.Since(t), err)
+		if err != nil {
+			run.errors++
+			run.err = err
+		} else {
+			run.n++
+		}
 		mu.Unlock()
 	})
-	run := densityRun{sum: rec.Summary(), window: [2]time.Time{t0, time.Now()}}
+	run.window = [2]time.Time{t0, time.Now()}
 	if cpu1, err := cpustat.Machine("/proc"); err == nil && cpuErr == nil {
 		run.cpu = cpu1 - cpu0
 	} else {
@@ -59,37 +70,53 @@ func densityFloor(ctx context.Context, o Options, tmp string, res *report.Result
 
 // densityRun is what one density floor measured.
 type densityRun struct {
-	sum    stats.Summary
-	window [2]time.Time
-	cpu    time.Duration // the machine's, busy in window
+	n, errors int   // pods started, pods failed
+	err       error // one of the failures
+	window    [2]time.Time
+	cpu       time.Duration // the machine's, busy in window
 }
 
 func (d densityRun) podsPerS() float64 {
-	return float64(d.sum.N) / d.window[1].Sub(d.window[0]).Seconds()
+	return float64(d.n) / d.window[1].Sub(d.window[0]).Seconds()
 }
 
 func (d densityRun) cpuMsPerPod() float64 {
-	return float64(d.cpu.Microseconds()) / 1000 / float64(d.sum.N)
+	return float64(d.cpu.Microseconds()) / 1000 / float64(d.n)
 }
 
-// recordDensity records the density floor in res: floor.density_pod and,
-// when every pod started, density.pods_per_s (the same key as a CRI
-// runtime's density), density.wall_ms and density.cpu_ms_per_pod; its
-// window is "density", as a CRI runtime's, to match a profile of the same
-// minutes.
+// recordDensity records the density floor in res: floor.density_pod (the
+// pods of every round) and, when every pod of a round started, the rounds'
+// medians of density.pods_per_s (the same key as a CRI runtime's density),
+// density.wall_ms and density.cpu_ms_per_pod, with density.rounds and the
+// slowest and fastest round's rate; its window is the last round's
+// "density", as a CRI runtime's, to match a profile of the same minutes.
 func recordDensity(ctx context.Context, o Options, tmp string, res *report.Result) error {
-	run, err := densityFloor(ctx, o, tmp, res)
-	if err != nil {
-		return err
-	}
-	res.SetWindow("density", run.window)
-	res.Ops["floor.density_pod"] = run.sum
-	if run.sum.N > 0 && run.sum.Errors == 0 {
-		res.Values["density.pods_per_s"] = run.podsPerS()
-		res.Values["density.wall_ms"] = float64(run.window[1].Sub(run.window[0]).Microseconds()) / 1000
-		if run.cpu > 0 {
-			res.Values["density.cpu_ms_per_pod"] = run.cpuMsPerPod()
+	var all stats.Recorder
+	var rate, wall, cpu []float64
+	for k := 0; k < max(o.DensityRounds, 1) && ctx.Err() == nil; k++ {
+		run, err := densityFloor(ctx, o, filepath.Join(tmp, fmt.Sprintf("round%d", k)), res, &all)
+		if err != nil {
+			return err
 		}
+		res.SetWindow("density", run.window)
+		if run.n > 0 && run.errors == 0 {
+			rate = append(rate, run.podsPerS())
+			wall = append(wall, float64(run.window[1].Sub(run.window[0]).Microseconds())/1000)
+			if run.cpu > 0 {
+				cpu = append(cpu, run.cpuMsPerPod())
+			}
+		}
+	}
+	res.Ops["floor.density_pod"] = all.Summary()
+	res.Values["density.rounds"] = float64(len(rate))
+	if len(rate) > 0 {
+		res.Values["density.pods_per_s"] = stats.Median(rate)
+		res.Values["density.pods_per_s.min"] = slices.Min(rate)
+		res.Values["density.pods_per_s.max"] = slices.Max(rate)
+		res.Values["density.wall_ms"] = stats.Median(wall)
+	}
+	if len(cpu) > 0 {
+		res.Values["density.cpu_ms_per_pod"] = stats.Median(cpu)
 	}
 	return nil
 }
@@ -118,12 +145,12 @@ func Density(ctx context.Context, o Options, res *report.Result) (podsPerS, cpuM
 		return 0, 0, err
 	}
 	defer os.RemoveAll(tmp)
-	run, err := densityFloor(ctx, o, tmp, res)
+	run, err := densityFloor(ctx, o, tmp, res, nil)
 	if err != nil {
 		return 0, 0, err
 	}
-	if run.sum.N == 0 || run.sum.Errors > 0 {
-		return 0, 0, fmt.Errorf("density floor: %d of %d pods failed: %v", run.sum.Errors, run.sum.N+run.sum.Errors, run.sum.Sample)
+	if run.n == 0 || run.errors > 0 {
+		return 0, 0, fmt.Errorf("density floor: %d of %d pods failed: %v", run.errors, run.n+run.errors, run.err)
 	}
 	return run.podsPerS(), run.cpuMsPerPod(), nil
 }

@@ -21,6 +21,9 @@ type Options struct {
 	// Density pods are started Concurrency at a time (netns + CNI ADD +
 	// runc create + start each); 0 skips it.
 	Density, Concurrency int
+	// DensityRounds: times Run measures density (at least once); its
+	// rate and CPU per pod are the rounds' medians.
+	DensityRounds int
 	// StateDir holds runc's root, the bundles' config.json and the netns
 	// pins (a directory made in it, removed at the end); default: os.TempDir().
 	StateDir string

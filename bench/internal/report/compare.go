@@ -50,6 +50,8 @@ var Metrics = []Metric{
 	{"  floor CNI DEL+netns p50", "ms", opP50("floor.cni_del_netns")},
 	{"density pods/s (c=8)", "pods/s", value("density.pods_per_s")},
 	{"  floor just before", "pods/s", value("floor.density_pods_per_s")},
+	{"  density / floor just before", "x", value("density.vs_floor")},
+	{"  slowest round", "pods/s", value("density.pods_per_s.min")},
 	{"density CPU per pod, machine", "ms", value("density.cpu_ms_per_pod")},
 	{"  of it the daemons' own", "ms", value("density.daemons_cpu_ms_per_pod")},
 	{"  the floor's just before", "ms", value("floor.density_cpu_ms_per_pod")},

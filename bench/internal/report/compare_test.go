@@ -15,6 +15,7 @@ func TestCompareRatiosAndFloorTotal(t *testing.T) {
 	a.Ops["podstart.total"] = stats.Summary{N: 20, P50: 60}
 	a.Ops["exec_sync"] = stats.Summary{N: 0, Errors: 50, Sample: []string{"unimplemented"}}
 	a.Values["density.pods_per_s"] = 30
+	a.Values["density.vs_floor"] = 0.9
 	a.Memory["daemons.idle"] = procmem.Usage{Procs: 4, PSSKiB: 40 * 1024}
 	b := New("containerd")
 	b.Ops["podstart.total"] = stats.Summary{N: 20, P50: 120}
@@ -60,6 +61,8 @@ func TestCompareRatiosAndFloorTotal(t *testing.T) {
 	// Floor total = runc 37 + netns/CNI 13; ratios flotilla/containerd and flotilla/floor.
 	check("pod start total p50", "ms", "60.00", "120.00", "50.00", "0.50x", "1.20x")
 	check("density pods/s (c=8)", "pods/s", "30.00", "15.00", "-", "2.00x", "-")
+	// A ratio row is not divided again.
+	check("density / floor just before", "x", "0.90", "-", "-", "-", "-")
 	check("daemons PSS idle", "MiB", "40.00", "80.00", "-", "0.50x", "-")
 	// A row whose calls all failed shows no number and no ratio.
 	check("ExecSync echo p50", "ms", "-", "20.00", "-", "-", "-")

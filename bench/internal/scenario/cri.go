@@ -22,20 +22,21 @@ import (
 
 // Options of a CRI run.
 type Options struct {
-	Endpoint    string // unix:///path/to/cri.sock
-	Image       string // busybox image with sleep and echo
-	WorkDir     string // pod log directories; created
-	RunID       string // unique per run: pod names and uids carry it
-	Pods        int    // pod start: pods started one after another
-	Density     int    // density: pods started concurrently
-	Concurrency int
-	SharePID    bool // pods share one PID namespace (shareProcessNamespace: true)
-	ExecCalls   int
-	ListCalls   int
-	CallTimeout time.Duration
-	Daemons     procmem.Selector // the runtime's daemons
-	PerPod      procmem.Selector // processes that exist per pod (shims, pause)
-	Log         func(format string, args ...any)
+	Endpoint      string // unix:///path/to/cri.sock
+	Image         string // busybox image with sleep and echo
+	WorkDir       string // pod log directories; created
+	RunID         string // unique per run: pod names and uids carry it
+	Pods          int    // pod start: pods started one after another
+	Density       int    // density: pods started concurrently
+	DensityRounds int    // density: times the start is measured; the rates are the medians
+	Concurrency   int
+	SharePID      bool // pods share one PID namespace (shareProcessNamespace: true)
+	ExecCalls     int
+	ListCalls     int
+	CallTimeout   time.Duration
+	Daemons       procmem.Selector // the runtime's daemons
+	PerPod        procmem.Selector // processes that exist per pod (shims, pause)
+	Log           func(format string, args ...any)
 	// Floor, when set, starts one floor pod (netns + CNI ADD + runc
 	// create + start) before each sequential pod start, and
 	// DensityFloor measures the floor's density right before the

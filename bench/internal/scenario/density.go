@@ -3,6 +3,7 @@ package scenario
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -18,33 +19,50 @@ import (
 // Density starts o.Density pods at o.Concurrency, measures the wall time to
 // all started, the memory of the daemons and of the per-pod processes, then
 // ExecSync and List* latencies with the pods present, and finally the
-// concurrent teardown.
+// concurrent teardown. With o.DensityRounds > 1 the start is measured that
+// many times (all but the last round's pods removed again, concurrently), each
+// round right after its own floor round, and the rates are the rounds'
+// medians: one round lasts about a second, which a busy moment of the
+// machine can slow by a third, floor and runtime alike.
 func (r *Runner) Density(ctx context.Context) {
-	if r.o.DensityFloor != nil {
-		if v, cpu, err := r.o.DensityFloor(ctx); err != nil {
-			r.res.Problem("density floor: %v", err)
-		} else {
-			r.res.Values["floor.density_pods_per_s"] = v
-			if cpu > 0 {
-				r.res.Values["floor.density_cpu_ms_per_pod"] = cpu
-			}
-		}
-	}
 	recs := map[string]*stats.Recorder{}
 	var mu sync.Mutex
-	pods := make([]*pod, r.o.Density)
-	cpu := r.startCPU()
-	t0 := time.Now()
-	r.parallel(ctx, len(pods), func(i int) {
-		p := r.startPod(ctx)
-		mu.Lock()
-		record(recs, "density", p)
-		pods[i] = p
-		mu.Unlock()
-	})
-	wall := time.Since(t0)
-	machine, daemons, byName := cpu()
-	r.window("density", t0)
+	var rounds densityRounds
+	var pods []*pod
+	n := max(r.o.DensityRounds, 1)
+	for k := 1; k <= n && ctx.Err() == nil; k++ {
+		floorRate, floorCPU := 0.0, 0.0
+		if r.o.DensityFloor != nil {
+			var err error
+			if floorRate, floorCPU, err = r.o.DensityFloor(ctx); err != nil {
+				r.res.Problem("density floor: %v", err)
+			}
+		}
+		pods = make([]*pod, r.o.Density)
+		cpu := r.startCPU()
+		t0 := time.Now()
+		r.parallel(ctx, len(pods), func(i int) {
+			p := r.startPod(ctx)
+			mu.Lock()
+			record(recs, "density", p)
+			pods[i] = p
+			mu.Unlock()
+		})
+		wall := time.Since(t0)
+		machine, daemons, byName := cpu()
+		r.window("density", t0) // the last round's
+		running := 0
+		for _, p := range pods {
+			if p != nil && p.err == nil {
+				running++
+			}
+		}
+		rounds.add(running, wall, machine, daemons, byName, floorRate, floorCPU)
+		if k < n {
+			rounds.teardown = append(rounds.teardown, ms(r.teardownAll(ctx, recs, &mu, pods)))
+		}
+	}
+	rounds.record(r.res.Values)
 	var running []*pod
 	for _, p := range pods {
 		if p != nil && p.err == nil {
@@ -53,19 +71,6 @@ func (r *Runner) Density(ctx context.Context) {
 	}
 	r.res.Values["density.pods"] = float64(r.o.Density)
 	r.res.Values["density.running"] = float64(len(running))
-	r.res.Values["density.wall_ms"] = ms(wall)
-	if len(running) > 0 {
-		r.res.Values["density.pods_per_s"] = float64(len(running)) / wall.Seconds()
-		if machine > 0 {
-			r.res.Values["density.cpu_ms_per_pod"] = ms(machine) / float64(len(running))
-		}
-		if daemons > 0 {
-			r.res.Values["density.daemons_cpu_ms_per_pod"] = ms(daemons) / float64(len(running))
-			for name, d := range byName {
-				r.res.Values["density.daemons_cpu_ms_per_pod."+name] = ms(d) / float64(len(running))
-			}
-		}
-	}
 
 	r.MeasureDaemons("loaded")
 	if u, err := measure(r.o.PerPod); err != nil {
@@ -82,19 +87,90 @@ func (r *Runner) Density(ctx context.Context) {
 	}
 	r.lists(ctx)
 
-	t1 := time.Now()
-	r.parallel(ctx, len(pods), func(i int) {
-		if pods[i] != nil {
-			r.teardown(ctx, recs, &mu, pods[i])
-		}
-	})
-	r.res.Values["density.teardown_wall_ms"] = ms(time.Since(t1))
+	rounds.teardown = append(rounds.teardown, ms(r.teardownAll(ctx, recs, &mu, pods)))
+	r.res.Values["density.teardown_wall_ms"] = stats.Median(rounds.teardown)
 	for k, rec := range recs {
 		if strings.HasPrefix(k, "teardown.") {
 			k = "density." + k // concurrent teardown, apart from the sequential one
 		}
 		r.res.Ops[k] = rec.Summary()
 	}
+}
+
+// teardownAll removes pods, o.Concurrency at a time, and returns the wall
+// time it took.
+func (r *Runner) teardownAll(ctx context.Context, recs map[string]*stats.Recorder, mu *sync.Mutex, pods []*pod) time.Duration {
+	t := time.Now()
+	r.parallel(ctx, len(pods), func(i int) {
+		if pods[i] != nil {
+			r.teardown(ctx, recs, mu, pods[i])
+		}
+	})
+	return time.Since(t)
+}
+
+// densityRounds collects what each density round measured.
+type densityRounds struct {
+	rate, cpu, daemons, wall []float64 // per round with a pod running
+	byName                   map[string][]float64
+	vsFloor                  []float64 // rate over the floor's right before
+	floorRate, floorCPU      []float64
+	teardown                 []float64 // wall ms
+}
+
+func (d *densityRounds) add(running int, wall, machine, daemons time.Duration, byName map[string]time.Duration, floorRate, floorCPU float64) {
+	if floorRate > 0 {
+		d.floorRate = append(d.floorRate, floorRate)
+	}
+	if floorCPU > 0 {
+		d.floorCPU = append(d.floorCPU, floorCPU)
+	}
+	if running == 0 {
+		return
+	}
+	rate := float64(running) / wall.Seconds()
+	d.rate = append(d.rate, rate)
+	d.wall = append(d.wall, ms(wall))
+	if floorRate > 0 {
+		d.vsFloor = append(d.vsFloor, rate/floorRate)
+	}
+	if machine > 0 {
+		d.cpu = append(d.cpu, ms(machine)/float64(running))
+	}
+	if daemons > 0 {
+		d.daemons = append(d.daemons, ms(daemons)/float64(running))
+		if d.byName == nil {
+			d.byName = map[string][]float64{}
+		}
+		for name, t := range byName {
+			d.byName[name] = append(d.byName[name], ms(t)/float64(running))
+		}
+	}
+}
+
+// record puts the medians of the rounds into vs (keys with no round left
+// out), and the slowest and fastest round's rate.
+func (d *densityRounds) record(vs map[string]float64) {
+	set := func(key string, xs []float64) {
+		if len(xs) > 0 {
+			vs[key] = stats.Median(xs)
+		}
+	}
+	vs["density.rounds"] = float64(len(d.rate))
+	set("density.pods_per_s", d.rate)
+	if len(d.rate) > 0 {
+		vs["density.pods_per_s.min"] = slices.Min(d.rate)
+		vs["density.pods_per_s.max"] = slices.Max(d.rate)
+	}
+	set("density.wall_ms", d.wall)
+	set("density.cpu_ms_per_pod", d.cpu)
+	set("density.daemons_cpu_ms_per_pod", d.daemons)
+	for name, xs := range d.byName {
+		set("density.daemons_cpu_ms_per_pod."+name, xs)
+	}
+	set("density.vs_floor", d.vsFloor)
+	set("floor.density_pods_per_s", d.floorRate)
+	set("floor.density_cpu_ms_per_pod", d.floorCPU)
 }
 
 // parallel runs f(0..n-1) on o.Concurrency workers; stops handing out work

@@ -117,3 +117,17 @@ func Percentile(sorted []float64, p float64) float64 {
 }
 
 func round(v float64) float64 { return math.Round(v*1000) / 1000 }
+
+// Median of vs (the mean of the middle two for an even count); NaN for
+// none. vs is not changed.
+func Median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return math.NaN()
+	}
+	s := append([]float64(nil), vs...)
+	sort.Float64s(s)
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[len(s)/2]
+}

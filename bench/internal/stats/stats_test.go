@@ -63,3 +63,19 @@ func TestRecorderFailuresAreCountedNotTimed(t *testing.T) {
 		t.Fatalf("error samples = %q", s.Sample)
 	}
 }
+
+func TestMedian(t *testing.T) {
+	in := []float64{30, 10, 20}
+	if m := Median(in); m != 20 {
+		t.Errorf("Median(30, 10, 20) = %v, want 20", m)
+	}
+	if in[0] != 30 {
+		t.Errorf("Median reordered its input: %v", in)
+	}
+	if m := Median([]float64{4, 1, 3, 2}); m != 2.5 {
+		t.Errorf("Median(4, 1, 3, 2) = %v, want 2.5", m)
+	}
+	if m := Median(nil); !math.IsNaN(m) {
+		t.Errorf("Median() = %v, want NaN", m)
+	}
+}
