@@ -83,10 +83,12 @@ network = {{q .Net.Name}}
 
 // conflist is the fleet's CNI network: netd's bridge conflist (bridge,
 // host-local with its data under the fleet's root, then chain: by default
-// portmap, bandwidth, firewall) with the fleet's own bridge name and subnet.
+// portmap, bandwidth, firewall) with the fleet's own bridge name and subnet,
+// and the netfilter API probed once here rather than by portmap at every
+// pod start and stop.
 func conflist(l Layout, n Network, chain []string) ([]byte, error) {
 	return netconf.Bridge{Name: n.Name, Bridge: n.Bridge, Subnets: []string{n.Subnet},
-		DataDir: filepath.Join(l.Lib, "netd", "ipam"), IPMasq: false, Chain: chain}.JSON()
+		DataDir: filepath.Join(l.Lib, "netd", "ipam"), IPMasq: false, Chain: chain, Netfilter: netconf.Detect()}.JSON()
 }
 
 func firstExisting(paths ...string) string {

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/pelletier/go-toml/v2"
+
+	netconf "flotilla.dev/netd/conflist"
 )
 
 func TestWriteConfigIsCompleteAndIsolated(t *testing.T) {
@@ -63,6 +65,20 @@ func TestWriteConfigIsCompleteAndIsolated(t *testing.T) {
 	}
 	if !strings.Contains(string(cl), filepath.Join(root, "lib")) {
 		t.Errorf("IPAM data outside the root:\n%s", cl)
+	}
+	// portmap is told the netfilter API found on this host, so it does not
+	// probe with two iptables runs at every pod start and stop.
+	portmap := false
+	for _, p := range conf.Plugins {
+		if p["type"] == "portmap" {
+			portmap = true
+			if got, _ := p["backend"].(string); got != netconf.Detect() {
+				t.Errorf("portmap backend %q, want %q", got, netconf.Detect())
+			}
+		}
+	}
+	if !portmap {
+		t.Errorf("no portmap in the default chain:\n%s", cl)
 	}
 }
 

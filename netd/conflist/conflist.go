@@ -6,7 +6,9 @@ package conflist
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
+	"os/exec"
 )
 
 // Bridge describes one bridge network.
@@ -29,7 +31,20 @@ type Bridge struct {
 	// "bandwidth" and "firewall"; nil means DefaultChain. Each costs one
 	// plugin exec per pod start and stop.
 	Chain []string
+	// Netfilter is the API the plugins program: "iptables" or "nftables"
+	// (portmap's backend, and bridge's ipMasqBackend when IPMasq). Empty
+	// leaves the choice to the plugins, which then probe for it on every
+	// call: portmap runs `iptables --version` and `iptables -S INPUT 1`
+	// at each ADD and DEL, even for a pod without host ports. Whoever
+	// writes the conflist on the node can probe once instead (Detect).
+	Netfilter string
 }
+
+// Netfilter APIs for Bridge.Netfilter.
+const (
+	IPTables = "iptables"
+	NFTables = "nftables"
+)
 
 // DefaultChain is the chain shipped: hostPort, the bandwidth annotations and
 // the firewall plugin's isolation rules.
@@ -49,6 +64,9 @@ func (b Bridge) JSON() ([]byte, error) {
 	if b.Name == "" || b.Bridge == "" || b.DataDir == "" || len(b.Subnets) == 0 {
 		return nil, fmt.Errorf("conflist: name, bridge, subnets and data dir are required")
 	}
+	if b.Netfilter != "" && b.Netfilter != IPTables && b.Netfilter != NFTables {
+		return nil, fmt.Errorf("conflist: netfilter %q: want %q, %q or empty", b.Netfilter, IPTables, NFTables)
+	}
 	if len(b.Bridge) > 15 {
 		return nil, fmt.Errorf("conflist: bridge name %q longer than 15 bytes", b.Bridge)
 	}
@@ -66,10 +84,12 @@ func (b Bridge) JSON() ([]byte, error) {
 			routes = append(routes, map[string]string{"dst": "::/0"})
 		}
 	}
-	plugins := []map[string]any{
-		{"type": "bridge", "bridge": b.Bridge, "isGateway": true, "ipMasq": b.IPMasq, "hairpinMode": true,
-			"ipam": map[string]any{"type": "host-local", "ranges": ranges, "routes": routes, "dataDir": b.DataDir}},
+	bridge := map[string]any{"type": "bridge", "bridge": b.Bridge, "isGateway": true, "ipMasq": b.IPMasq, "hairpinMode": true,
+		"ipam": map[string]any{"type": "host-local", "ranges": ranges, "routes": routes, "dataDir": b.DataDir}}
+	if b.IPMasq && b.Netfilter != "" {
+		bridge["ipMasqBackend"] = b.Netfilter
 	}
+	plugins := []map[string]any{bridge}
 	chain := b.Chain
 	if chain == nil {
 		chain = DefaultChain
@@ -78,6 +98,10 @@ func (b Bridge) JSON() ([]byte, error) {
 		p, ok := chained[name]
 		if !ok {
 			return nil, fmt.Errorf("conflist: unknown chained plugin %q (want portmap, bandwidth or firewall)", name)
+		}
+		if name == "portmap" && b.Netfilter != "" {
+			p = maps.Clone(p)
+			p["backend"] = b.Netfilter
 		}
 		plugins = append(plugins, p)
 	}
@@ -89,4 +113,18 @@ func (b Bridge) JSON() ([]byte, error) {
 func Default() Bridge {
 	return Bridge{Name: "flotilla", Bridge: "flot0", Subnets: []string{"10.88.0.0/16"},
 		DataDir: "/var/lib/flotilla/netd/ipam", IPMasq: true}
+}
+
+// Detect returns the netfilter API the plugins would choose on this host,
+// probing as they do: IPTables when `iptables -t filter -S INPUT 1` works
+// (iptables-legacy or iptables-nft), else NFTables when `nft list tables`
+// does, else "" (the plugins then probe, and fail, on their own).
+func Detect() string {
+	if p, err := exec.LookPath("iptables"); err == nil && exec.Command(p, "-t", "filter", "-S", "INPUT", "1", "--wait").Run() == nil {
+		return IPTables
+	}
+	if p, err := exec.LookPath("nft"); err == nil && exec.Command(p, "list", "tables").Run() == nil {
+		return NFTables
+	}
+	return ""
 }

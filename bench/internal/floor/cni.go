@@ -120,10 +120,14 @@ func openNet(o Options, tmp string) (*floorNet, error) {
 	if len(bridge) > 15 {
 		bridge = bridge[:15]
 	}
+	backend := ""
+	if o.Netfilter != "" {
+		backend = fmt.Sprintf(`,"backend":%q`, o.Netfilter)
+	}
 	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"flotbench-floor-%d","plugins":[
 {"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":false,"hairpinMode":true,
  "ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"10.214.%d.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}]}},
-{"type":"portmap","capabilities":{"portMappings":true}}]}`, n, bridge, filepath.Join(tmp, "ipam"), n)
+{"type":"portmap","capabilities":{"portMappings":true}%s}]}`, n, bridge, filepath.Join(tmp, "ipam"), n, backend)
 	list, err := libcni.ConfListFromBytes([]byte(conf))
 	if err != nil {
 		lock.Close()

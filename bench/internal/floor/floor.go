@@ -27,6 +27,10 @@ type Options struct {
 	// StateDir holds runc's root, the bundles' config.json and the netns
 	// pins (a directory made in it, removed at the end); default: os.TempDir().
 	StateDir string
+	// Netfilter: portmap's backend in the floor's conflist ("iptables",
+	// "nftables"; empty: portmap probes at every call), as netd's
+	// conflist.Bridge.Netfilter.
+	Netfilter string
 }
 
 // Run measures both parts, and density when o.Density > 0, recording

@@ -137,11 +137,13 @@ func (e *env) cleanup() {
 	}
 }
 
-// conflist is the shipped shape (conflist.Bridge: bridge + host-local in
-// the env's subnets, portmap, bandwidth, firewall) then extra plugins.
+// conflist is what flotctl up writes (conflist.Bridge: bridge + host-local
+// in the env's subnets, portmap, bandwidth, firewall, the netfilter API
+// detected) then extra plugins.
 func (e *env) conflist(extra []map[string]any) []byte {
 	e.t.Helper()
-	b, err := conflist.Bridge{Name: e.netName, Bridge: e.bridge, Subnets: e.subnets, DataDir: e.ipamDir}.JSON()
+	b, err := conflist.Bridge{Name: e.netName, Bridge: e.bridge, Subnets: e.subnets, DataDir: e.ipamDir,
+		Netfilter: conflist.Detect()}.JSON()
 	if err != nil {
 		e.t.Fatal(err)
 	}
