@@ -119,6 +119,7 @@ func criRun(ctx context.Context, args []string) (*report.Result, string, error) 
 		defer os.RemoveAll(d)
 		o.WorkDir = d
 	}
+	o.Log = func(format string, args ...any) { fmt.Fprintf(os.Stderr, "flotbench: "+format+"\n", args...) }
 	res := report.New(*name)
 	if fo.Rootfs != "" {
 		fo.Concurrency = o.Concurrency

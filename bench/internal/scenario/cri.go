@@ -34,9 +34,9 @@ type Options struct {
 	ExecCalls     int
 	ListCalls     int
 	CallTimeout   time.Duration
-	Daemons       procmem.Selector // the runtime's daemons
-	PerPod        procmem.Selector // processes that exist per pod (shims, pause)
-	Log           func(format string, args ...any)
+	Daemons       procmem.Selector                 // the runtime's daemons
+	PerPod        procmem.Selector                 // processes that exist per pod (shims, pause)
+	Log           func(format string, args ...any) // progress lines (each density round); nil: none
 	// Floor, when set, starts one floor pod (netns + CNI ADD + runc
 	// create + start) before each sequential pod start, and
 	// DensityFloor measures the floor's density right before the

@@ -58,6 +58,10 @@ func (r *Runner) Density(ctx context.Context) {
 			}
 		}
 		rounds.add(running, wall, machine, daemons, byName, floorRate, floorCPU)
+		if r.o.Log != nil && running > 0 {
+			r.o.Log("density round %d/%d: %d pods running, %.1f pods/s, %.1f ms of the machine's CPU per pod (floor right before: %.1f pods/s)",
+				k, n, running, float64(running)/wall.Seconds(), ms(machine)/float64(running), floorRate)
+		}
 		if k < n {
 			rounds.teardown = append(rounds.teardown, ms(r.teardownAll(ctx, recs, &mu, pods)))
 		}
