@@ -93,10 +93,12 @@ func (d densityRun) cpuMsPerPod() float64 {
 func recordDensity(ctx context.Context, o Options, tmp string, res *report.Result) error {
 	var all stats.Recorder
 	var rate, wall, cpu []float64
+	var err error
 	for k := 0; k < max(o.DensityRounds, 1) && ctx.Err() == nil; k++ {
-		run, err := densityFloor(ctx, o, filepath.Join(tmp, fmt.Sprintf("round%d", k)), res, &all)
+		var run densityRun
+		run, err = densityFloor(ctx, o, filepath.Join(tmp, fmt.Sprintf("round%d", k)), res, &all)
 		if err != nil {
-			return err
+			break // the rounds before it still count
 		}
 		res.SetWindow("density", run.window)
 		if run.n > 0 && run.errors == 0 {
@@ -118,7 +120,7 @@ func recordDensity(ctx context.Context, o Options, tmp string, res *report.Resul
 	if len(cpu) > 0 {
 		res.Values["density.cpu_ms_per_pod"] = stats.Median(cpu)
 	}
-	return nil
+	return err
 }
 
 // setNetns makes the spec's network namespace the one pinned at path.
