@@ -51,12 +51,7 @@ func (r *Runner) Density(ctx context.Context) {
 		wall := time.Since(t0)
 		machine, daemons, byName := cpu()
 		r.window("density", t0) // the last round's
-		running := 0
-		for _, p := range pods {
-			if p != nil && p.err == nil {
-				running++
-			}
-		}
+		running := len(started(pods))
 		rounds.add(running, wall, machine, daemons, byName, floorRate, floorCPU)
 		if r.o.Log != nil && running > 0 {
 			r.o.Log("density round %d/%d: %d pods running, %.1f pods/s, %.1f ms of the machine's CPU per pod (floor right before: %.1f pods/s)",
@@ -67,12 +62,7 @@ func (r *Runner) Density(ctx context.Context) {
 		}
 	}
 	rounds.record(r.res.Values)
-	var running []*pod
-	for _, p := range pods {
-		if p != nil && p.err == nil {
-			running = append(running, p)
-		}
-	}
+	running := started(pods)
 	r.res.Values["density.pods"] = float64(r.o.Density)
 	r.res.Values["density.running"] = float64(len(running))
 
@@ -99,6 +89,17 @@ func (r *Runner) Density(ctx context.Context) {
 		}
 		r.res.Ops[k] = rec.Summary()
 	}
+}
+
+// started returns the pods that started without an error.
+func started(pods []*pod) []*pod {
+	var out []*pod
+	for _, p := range pods {
+		if p != nil && p.err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // teardownAll removes pods, o.Concurrency at a time, and returns the wall
