@@ -98,3 +98,25 @@ func TestLoaderPicksFirstValidAndFollowsChanges(t *testing.T) {
 		t.Fatalf("an invalid file before a valid one is skipped: %+v", st)
 	}
 }
+
+func TestIdlePortmap(t *testing.T) {
+	prev := `{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.2/24"}]}`
+	for name, c := range map[string]struct {
+		stdin    string
+		idle     bool
+		wantPrev string
+	}{
+		"no mappings":        {`{"type":"portmap","prevResult":` + prev + `}`, true, prev},
+		"empty mappings":     {`{"type":"portmap","runtimeConfig":{"portMappings":[]},"prevResult":` + prev + `}`, true, prev},
+		"no prevResult":      {`{"type":"portmap"}`, true, ""},
+		"null prevResult":    {`{"type":"portmap","prevResult":null}`, true, ""},
+		"a mapping":          {`{"type":"portmap","runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":80}]},"prevResult":` + prev + `}`, false, ""},
+		"another plugin":     {`{"type":"bridge","prevResult":` + prev + `}`, false, ""},
+		"not a network conf": {`[1,2]`, false, ""},
+	} {
+		got, idle := idlePortmap([]byte(c.stdin))
+		if idle != c.idle || string(got) != c.wantPrev {
+			t.Errorf("%s: idle=%v prev=%s; want %v %s", name, idle, got, c.idle, c.wantPrev)
+		}
+	}
+}

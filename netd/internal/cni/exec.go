@@ -73,9 +73,44 @@ func envValue(environ []string, key string) string {
 	return ""
 }
 
+// idlePortmap reports whether stdin calls portmap for a pod that publishes
+// no host port, and returns the previous result it was given. portmap then
+// does nothing: ADD prints prevResult back, CHECK and DEL return at once
+// (plugins/meta/portmap, since 0.7). Answering for it saves a process start
+// at every pod start and stop (about 4 ms of CPU with the pinned plugins);
+// a pod with host ports still runs it, so rules are made and removed by
+// portmap alone.
+func idlePortmap(stdin []byte) (prev json.RawMessage, idle bool) {
+	var conf struct {
+		Type          string `json:"type"`
+		RuntimeConfig struct {
+			PortMappings []json.RawMessage `json:"portMappings"`
+		} `json:"runtimeConfig"`
+		PrevResult json.RawMessage `json:"prevResult"`
+	}
+	if json.Unmarshal(stdin, &conf) != nil || conf.Type != "portmap" || len(conf.RuntimeConfig.PortMappings) > 0 {
+		return nil, false
+	}
+	if string(conf.PrevResult) == "null" {
+		conf.PrevResult = nil
+	}
+	return conf.PrevResult, true
+}
+
 func (e *partialExec) ExecPlugin(ctx context.Context, path string, stdin []byte, environ []string) ([]byte, error) {
 	id := envValue(environ, "CNI_CONTAINERID")
-	switch envValue(environ, "CNI_COMMAND") {
+	cmd := envValue(environ, "CNI_COMMAND")
+	if cmd == "ADD" || cmd == "CHECK" || cmd == "DEL" {
+		// An ADD without prevResult goes to portmap, which refuses it.
+		if prev, idle := idlePortmap(stdin); idle && (cmd != "ADD" || prev != nil) {
+			if cmd != "ADD" {
+				return nil, nil
+			}
+			e.remember(id, prev)
+			return prev, nil
+		}
+	}
+	switch cmd {
 	case "ADD":
 		out, err := e.Exec.ExecPlugin(ctx, path, stdin, environ)
 		if err == nil && json.Valid(out) {

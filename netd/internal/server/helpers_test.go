@@ -161,6 +161,37 @@ func (e *env) conflist(extra []map[string]any) []byte {
 	return b
 }
 
+// logPluginCalls restarts the env's netd with a plugin directory in which
+// plugin is a wrapper that logs "<CNI_COMMAND>:<pod>" of each call, then
+// runs the real one. The returned func reads the calls so far.
+func (e *env) logPluginCalls(plugin string) func() []string {
+	e.t.Helper()
+	real := e.cfg.BinDirs[0]
+	dir, log := e.t.TempDir(), filepath.Join(e.t.TempDir(), "calls")
+	ents, err := os.ReadDir(real)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, ent := range ents {
+		if ent.Name() != plugin {
+			if err := os.Symlink(filepath.Join(real, ent.Name()), filepath.Join(dir, ent.Name())); err != nil {
+				e.t.Fatal(err)
+			}
+		}
+	}
+	wrapper := fmt.Sprintf("#!/bin/sh\necho \"$CNI_COMMAND:$CNI_CONTAINERID\" >>%s\nexec %s \"$@\"\n",
+		log, filepath.Join(real, plugin))
+	if err := os.WriteFile(filepath.Join(dir, plugin), []byte(wrapper), 0o755); err != nil {
+		e.t.Fatal(err)
+	}
+	e.cfg.BinDirs = []string{dir}
+	e.restart()
+	return func() []string {
+		b, _ := os.ReadFile(log)
+		return strings.Fields(string(b))
+	}
+}
+
 func (e *env) writeConf(name string, b []byte) {
 	e.t.Helper()
 	p := filepath.Join(e.cfg.ConfDir, name)

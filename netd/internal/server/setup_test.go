@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"flotilla.dev/lib/netns"
@@ -44,8 +45,23 @@ func TestTwoPodsReachEachOther(t *testing.T) {
 	}
 }
 
+// TestHostPortAnswersOnLoopback also checks that portmap runs only for a
+// pod that publishes a host port: netd answers for it otherwise.
 func TestHostPortAnswersOnLoopback(t *testing.T) {
 	e := newEnv(t, 2, true)
+	calls := e.logPluginCalls("portmap")
+	plain := e.mustSetup("plain", nil)
+	if _, err := e.svc.CheckPod(context.Background(), &netv1.CheckPodRequest{PodId: "plain"}); err != nil {
+		t.Fatalf("CheckPod of a pod without host ports: %v", err)
+	}
+	e.teardown("plain")
+	if got := calls(); len(got) != 0 {
+		t.Errorf("portmap ran for a pod without host ports: %v", got)
+	}
+	if len(plain.GetIps()) == 0 {
+		t.Fatal("pod without host ports has no IP")
+	}
+
 	port := freePort(t)
 	p := e.mustSetup("hp", func(r *netv1.SetupPodRequest) {
 		r.PortMappings = []*netv1.PortMapping{{Protocol: "tcp", ContainerPort: 8080, HostPort: int32(port)}}
@@ -59,6 +75,9 @@ func TestHostPortAnswersOnLoopback(t *testing.T) {
 	e.assertNothingLeft()
 	if _, err := dial("", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
 		t.Fatal("hostPort still answers after teardown")
+	}
+	if got := calls(); !slices.Equal(got, []string{"ADD:hp", "DEL:hp"}) {
+		t.Errorf("portmap calls for the pod with a host port: %v, want ADD and DEL", got)
 	}
 }
 
