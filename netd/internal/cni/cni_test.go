@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/containerd/errdefs"
@@ -118,5 +119,14 @@ func TestIdlePortmap(t *testing.T) {
 		if idle != c.idle || string(got) != c.wantPrev {
 			t.Errorf("%s: idle=%v prev=%s; want %v %s", name, idle, got, c.idle, c.wantPrev)
 		}
+	}
+}
+
+func TestPluginEnv(t *testing.T) {
+	if got := pluginEnv([]string{"PATH=/bin", "CNI_COMMAND=ADD"}); !slices.Contains(got, "GOMAXPROCS=1") {
+		t.Errorf("plugins get one P by default: %v", got)
+	}
+	if got := pluginEnv([]string{"GOMAXPROCS=4", "CNI_COMMAND=ADD"}); slices.Contains(got, "GOMAXPROCS=1") || !slices.Contains(got, "GOMAXPROCS=4") {
+		t.Errorf("netd's own GOMAXPROCS is passed on unchanged: %v", got)
 	}
 }

@@ -97,6 +97,22 @@ func idlePortmap(stdin []byte) (prev json.RawMessage, idle bool) {
 	return conf.PrevResult, true
 }
 
+// pluginEnv runs Go plugins with one P unless netd's environment says
+// otherwise: a plugin call is short and sequential, and each extra runtime
+// thread is one more to start and, at exit, one more set of /proc entries
+// for the kernel to drop while netd reaps the plugin (perf: that reaping
+// was about half of netd's CPU per pod under concurrent starts). Over three
+// alternating pairs of density runs netd used 6.6 ms of CPU per pod without
+// and 5.3 with it.
+func pluginEnv(environ []string) []string {
+	for _, kv := range environ {
+		if strings.HasPrefix(kv, "GOMAXPROCS=") {
+			return environ
+		}
+	}
+	return append(environ, "GOMAXPROCS=1")
+}
+
 func (e *partialExec) ExecPlugin(ctx context.Context, path string, stdin []byte, environ []string) ([]byte, error) {
 	id := envValue(environ, "CNI_CONTAINERID")
 	cmd := envValue(environ, "CNI_COMMAND")
@@ -110,6 +126,7 @@ func (e *partialExec) ExecPlugin(ctx context.Context, path string, stdin []byte,
 			return prev, nil
 		}
 	}
+	environ = pluginEnv(environ)
 	switch cmd {
 	case "ADD":
 		out, err := e.Exec.ExecPlugin(ctx, path, stdin, environ)

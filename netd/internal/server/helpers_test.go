@@ -162,7 +162,7 @@ func (e *env) conflist(extra []map[string]any) []byte {
 }
 
 // logPluginCalls restarts the env's netd with a plugin directory in which
-// plugin is a wrapper that logs "<CNI_COMMAND>:<pod>" of each call, then
+// plugin is a wrapper that logs "<CNI_COMMAND>:<pod>:<GOMAXPROCS>" of each call, then
 // runs the real one. The returned func reads the calls so far.
 func (e *env) logPluginCalls(plugin string) func() []string {
 	e.t.Helper()
@@ -179,7 +179,7 @@ func (e *env) logPluginCalls(plugin string) func() []string {
 			}
 		}
 	}
-	wrapper := fmt.Sprintf("#!/bin/sh\necho \"$CNI_COMMAND:$CNI_CONTAINERID\" >>%s\nexec %s \"$@\"\n",
+	wrapper := fmt.Sprintf("#!/bin/sh\necho \"$CNI_COMMAND:$CNI_CONTAINERID:$GOMAXPROCS\" >>%s\nexec %s \"$@\"\n",
 		log, filepath.Join(real, plugin))
 	if err := os.WriteFile(filepath.Join(dir, plugin), []byte(wrapper), 0o755); err != nil {
 		e.t.Fatal(err)
