@@ -98,19 +98,19 @@ func idlePortmap(stdin []byte) (prev json.RawMessage, idle bool) {
 }
 
 // pluginEnv runs Go plugins with one P unless netd's environment says
-// otherwise: a plugin call is short and sequential, and each extra runtime
-// thread is one more to start and, at exit, one more set of /proc entries
-// for the kernel to drop while netd reaps the plugin (perf: that reaping
-// was about half of netd's CPU per pod under concurrent starts). Over three
-// alternating pairs of density runs netd used 6.6 ms of CPU per pod without
-// and 5.3 with it.
+// otherwise: a plugin call is short and sequential, and it then starts fewer
+// runtime threads. In perf, the kernel's work of reaping a plugin
+// (release_task, dropping its /proc entries) was about half of netd's CPU
+// per pod under concurrent starts; why it costs that much is not known, but
+// over three alternating pairs of density runs netd used 6.6 ms of CPU per
+// pod without GOMAXPROCS=1 and 5.3 with it.
 func pluginEnv(environ []string) []string {
 	for _, kv := range environ {
 		if strings.HasPrefix(kv, "GOMAXPROCS=") {
 			return environ
 		}
 	}
-	return append(environ, "GOMAXPROCS=1")
+	return append(environ[:len(environ):len(environ)], "GOMAXPROCS=1")
 }
 
 func (e *partialExec) ExecPlugin(ctx context.Context, path string, stdin []byte, environ []string) ([]byte, error) {

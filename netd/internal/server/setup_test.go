@@ -50,16 +50,13 @@ func TestTwoPodsReachEachOther(t *testing.T) {
 func TestHostPortAnswersOnLoopback(t *testing.T) {
 	e := newEnv(t, 2, true)
 	calls := e.logPluginCalls("portmap")
-	plain := e.mustSetup("plain", nil)
+	e.mustSetup("plain", nil)
 	if _, err := e.svc.CheckPod(context.Background(), &netv1.CheckPodRequest{PodId: "plain"}); err != nil {
 		t.Fatalf("CheckPod of a pod without host ports: %v", err)
 	}
 	e.teardown("plain")
 	if got := calls(); len(got) != 0 {
 		t.Errorf("portmap ran for a pod without host ports: %v", got)
-	}
-	if len(plain.GetIps()) == 0 {
-		t.Fatal("pod without host ports has no IP")
 	}
 
 	port := freePort(t)
