@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"time"
 
@@ -110,16 +109,7 @@ func recordDensity(ctx context.Context, o Options, tmp string, res *report.Resul
 		}
 	}
 	res.Ops["floor.density_pod"] = all.Summary()
-	res.Values["density.rounds"] = float64(len(rate))
-	if len(rate) > 0 {
-		res.Values["density.pods_per_s"] = stats.Median(rate)
-		res.Values["density.pods_per_s.min"] = slices.Min(rate)
-		res.Values["density.pods_per_s.max"] = slices.Max(rate)
-		res.Values["density.wall_ms"] = stats.Median(wall)
-	}
-	if len(cpu) > 0 {
-		res.Values["density.cpu_ms_per_pod"] = stats.Median(cpu)
-	}
+	res.SetDensityRounds(rate, wall, cpu)
 	return err
 }
 

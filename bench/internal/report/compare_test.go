@@ -71,3 +71,19 @@ func TestCompareRatiosAndFloorTotal(t *testing.T) {
 		t.Errorf("unsupported scenarios and failed calls must be listed:\n%s", out.String())
 	}
 }
+
+// Density rounds: medians, the slowest and fastest rate, and no key for a
+// series without rounds.
+func TestSetDensityRounds(t *testing.T) {
+	r := New("x")
+	r.SetDensityRounds([]float64{30, 20, 40}, []float64{1000, 1500, 750}, nil)
+	for k, want := range map[string]float64{"density.rounds": 3, "density.pods_per_s": 30,
+		"density.pods_per_s.min": 20, "density.pods_per_s.max": 40, "density.wall_ms": 1000} {
+		if got := r.Values[k]; got != want {
+			t.Errorf("%s = %v, want %v", k, got, want)
+		}
+	}
+	if v, ok := r.Values["density.cpu_ms_per_pod"]; ok {
+		t.Errorf("density.cpu_ms_per_pod = %v without a CPU reading", v)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -38,6 +39,29 @@ type Result struct {
 	// Windows: when each scenario ran (start, end), e.g. "podstart" for
 	// the sequential starts, to match the daemons' logs (flotbench phases).
 	Windows map[string][2]time.Time `json:"windows,omitempty"`
+}
+
+// SetMedian sets Values[key] to the median of xs; no value when xs is empty.
+func (r *Result) SetMedian(key string, xs []float64) {
+	if len(xs) > 0 {
+		r.Values[key] = stats.Median(xs)
+	}
+}
+
+// SetDensityRounds records density measured in rounds, the same keys for a
+// CRI runtime and for the floor: density.rounds (rounds with a rate), the
+// medians of the rounds' rate (density.pods_per_s, with the slowest and
+// fastest round's as .min and .max), wall time (density.wall_ms) and CPU per
+// pod (density.cpu_ms_per_pod).
+func (r *Result) SetDensityRounds(rate, wallMs, cpuMsPerPod []float64) {
+	r.Values["density.rounds"] = float64(len(rate))
+	r.SetMedian("density.pods_per_s", rate)
+	if len(rate) > 0 {
+		r.Values["density.pods_per_s.min"] = slices.Min(rate)
+		r.Values["density.pods_per_s.max"] = slices.Max(rate)
+	}
+	r.SetMedian("density.wall_ms", wallMs)
+	r.SetMedian("density.cpu_ms_per_pod", cpuMsPerPod)
 }
 
 // SetWindow records that scenario ran from w[0] to w[1].

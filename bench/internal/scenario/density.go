@@ -3,7 +3,6 @@ package scenario
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"flotilla.dev/bench/internal/cpustat"
 	"flotilla.dev/bench/internal/parallel"
 	"flotilla.dev/bench/internal/procmem"
+	"flotilla.dev/bench/internal/report"
 	"flotilla.dev/bench/internal/stats"
 )
 
@@ -61,7 +61,7 @@ func (r *Runner) Density(ctx context.Context) {
 			rounds.teardown = append(rounds.teardown, ms(r.teardownAll(ctx, recs, &mu, pods)))
 		}
 	}
-	rounds.record(r.res.Values)
+	rounds.record(r.res)
 	running := started(pods)
 	r.res.Values["density.pods"] = float64(r.o.Density)
 	r.res.Values["density.running"] = float64(len(running))
@@ -153,29 +153,17 @@ func (d *densityRounds) add(running int, wall, machine, daemons time.Duration, b
 	}
 }
 
-// record puts the medians of the rounds into vs (keys with no round left
+// record puts the medians of the rounds into res (keys with no round left
 // out), and the slowest and fastest round's rate.
-func (d *densityRounds) record(vs map[string]float64) {
-	set := func(key string, xs []float64) {
-		if len(xs) > 0 {
-			vs[key] = stats.Median(xs)
-		}
-	}
-	vs["density.rounds"] = float64(len(d.rate))
-	set("density.pods_per_s", d.rate)
-	if len(d.rate) > 0 {
-		vs["density.pods_per_s.min"] = slices.Min(d.rate)
-		vs["density.pods_per_s.max"] = slices.Max(d.rate)
-	}
-	set("density.wall_ms", d.wall)
-	set("density.cpu_ms_per_pod", d.cpu)
-	set("density.daemons_cpu_ms_per_pod", d.daemons)
+func (d *densityRounds) record(res *report.Result) {
+	res.SetDensityRounds(d.rate, d.wall, d.cpu)
+	res.SetMedian("density.daemons_cpu_ms_per_pod", d.daemons)
 	for name, xs := range d.byName {
-		set("density.daemons_cpu_ms_per_pod."+name, xs)
+		res.SetMedian("density.daemons_cpu_ms_per_pod."+name, xs)
 	}
-	set("density.vs_floor", d.vsFloor)
-	set("floor.density_pods_per_s", d.floorRate)
-	set("floor.density_cpu_ms_per_pod", d.floorCPU)
+	res.SetMedian("density.vs_floor", d.vsFloor)
+	res.SetMedian("floor.density_pods_per_s", d.floorRate)
+	res.SetMedian("floor.density_cpu_ms_per_pod", d.floorCPU)
 }
 
 // parallel runs f(0..n-1) on o.Concurrency workers; stops handing out work
