@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	"github.com/containernetworking/cni/pkg/invoke"
-	"github.com/containernetworking/cni/pkg/version"
 )
 
 // partialExec runs plugins like libcni's default and remembers, per
@@ -29,7 +28,7 @@ type partialExec struct {
 
 func newPartialExec(dir string) *partialExec {
 	return &partialExec{
-		Exec: &invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: os.Stderr}, PluginDecoder: version.PluginDecoder{}},
+		Exec: &reapLaterExec{Stderr: os.Stderr},
 		dir:  dir,
 		last: map[string]json.RawMessage{},
 	}
@@ -99,11 +98,9 @@ func idlePortmap(stdin []byte) (prev json.RawMessage, idle bool) {
 
 // pluginEnv runs Go plugins with one P unless netd's environment says
 // otherwise: a plugin call is short and sequential, and it then starts fewer
-// runtime threads. In perf, the kernel's work of reaping a plugin
-// (release_task, dropping its /proc entries) was about half of netd's CPU
-// per pod under concurrent starts; why it costs that much is not known, but
-// over three alternating pairs of density runs netd used 6.6 ms of CPU per
-// pod without GOMAXPROCS=1 and 5.3 with it.
+// runtime threads, each of which the kernel has to tear down at its exit
+// (see reapLaterExec). Over three alternating pairs of density runs netd used
+// 6.6 ms of CPU per pod without GOMAXPROCS=1 and 5.3 with it.
 func pluginEnv(environ []string) []string {
 	for _, kv := range environ {
 		if strings.HasPrefix(kv, "GOMAXPROCS=") {
