@@ -840,6 +840,61 @@ static void __attribute__((noreturn)) do_shutdown(void)
 
 static bool fast_start_begin(void);
 
+// init_owns_pidns: the init is PID 1 of its innermost PID namespace (the
+// last NSpid field in its status is 1), so SIGKILL to it kills every process
+// of the namespace (the kernel's zap_pid_ns_processes).
+static bool init_owns_pidns(void)
+{
+	char p[64];
+	snprintf(p, sizeof p, "/proc/%d/status", (int)init_pid);
+	FILE *f = fopen(p, "re");
+	if (!f)
+		return false;
+	char line[256];
+	bool own = false;
+	while (fgets(line, sizeof line, f)) {
+		if (strncmp(line, "NSpid:", 6))
+			continue;
+		char *last = NULL;
+		for (char *tok = strtok(line + 6, " \t\n"); tok; tok = strtok(NULL, " \t\n"))
+			last = tok;
+		own = last && !strcmp(last, "1");
+		break;
+	}
+	fclose(f);
+	return own;
+}
+
+// ctl_kill answers "kill <sig>" and "kill <sig> all" (proto/shim/PROTOCOL.md).
+static void ctl_kill(struct ctl *c, const char *req, const char *args)
+{
+	int sig, n = 0;
+	if (sscanf(args, "%d%n", &sig, &n) != 1 || sig <= 0 || sig > 64 ||
+	    (strcmp(args + n, "") && strcmp(args + n, " all"))) {
+		ctl_answer(c, "err invalid_argument bad kill request \"%s\"\n", req);
+		return;
+	}
+	bool all = args[n] != 0;
+	if (init_exited || status == ST_STOPPED) {
+		ctl_answer(c, "ok\n");
+		return;
+	}
+	if (init_pid <= 0) {
+		ctl_answer(c, "err failed_precondition container %s has no process\n", cfg.id);
+		return;
+	}
+	if (all && (sig != SIGKILL || !init_owns_pidns())) {
+		ctl_answer(c, "err failed_precondition signalling all processes of container %s needs the runtime\n",
+			   cfg.id);
+		return;
+	}
+	// Not reaped yet (only this loop reaps): the pid is still the init's.
+	if (kill(init_pid, sig) < 0 && errno != ESRCH)
+		ctl_answer(c, "err unknown kill %d: %s\n", (int)init_pid, strerror(errno));
+	else
+		ctl_answer(c, "ok\n");
+}
+
 static void ctl_request(struct ctl *c, char *req)
 {
 	size_t l = strlen(req);
@@ -869,6 +924,8 @@ static void ctl_request(struct ctl *c, char *req)
 		}
 		status = ST_STARTING;
 		c->starting = true;
+	} else if (!strncmp(req, "kill ", 5)) {
+		ctl_kill(c, req, req + 5);
 	} else if (!strcmp(req, "wait")) {
 		if (status == ST_STOPPED)
 			ctl_answer(c, "ok %d %lld %d\n", exit_code, (long long)exited_ns, oom);

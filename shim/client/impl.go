@@ -398,6 +398,22 @@ func (c *conn) kill(ctx context.Context, execID string, sig syscall.Signal, all 
 	if execID != "" {
 		return c.killExec(execID, sig)
 	}
+	// The shim signals the init itself (and, for SIGKILL to all, when the
+	// init is alone in its PID namespace) without starting the runtime.
+	req := fmt.Sprintf("kill %d", sig)
+	if all {
+		req += " all"
+	}
+	_, err := c.call(ctx, req)
+	switch {
+	case err == nil:
+		return nil
+	case errdefs.IsFailedPrecondition(err) && all, // needs `runtime kill --all`
+		errdefs.IsInvalidArgument(err) && strings.Contains(err.Error(), "unknown request"), // a shim before "kill"
+		errdefs.IsUnavailable(err): // no shim: the runtime may still know the container
+	default:
+		return fmt.Errorf("kill container %s: %w", c.rt.id, err)
+	}
 	if st, err := c.state(ctx); err == nil && st.Status == StatusStopped {
 		return nil
 	}
