@@ -4,4 +4,4 @@
 set -eu
 out=${1:?usage: shim/build.sh OUT}
 dir=$(cd "$(dirname "$0")" && pwd)
-exec "${CC:-cc}" -O2 -g -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -o "$out" "$dir"/c/*.c
+exec "${CC:-cc}" -O2 -g -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -static -o "$out" "$dir"/c/*.c
