@@ -201,7 +201,9 @@ func (c *Client) Update(ctx context.Context, res *specs.LinuxResources) error {
 	return c.impl.update(ctx, res)
 }
 
-// Delete runs `runtime delete` on the created or stopped container.
+// Delete runs `runtime delete` on the created or stopped container; a
+// stopped runc container that had its own PID namespace (and no poststop
+// hook) is deleted as runc would, without a runc process (deleteStopped).
 // Deleting a container the runtime no longer knows succeeds.
 // ErrFailedPrecondition while it runs (Kill it first).
 func (c *Client) Delete(ctx context.Context) error { return c.impl.delete(ctx) }

@@ -448,8 +448,13 @@ func (c *conn) delete(ctx context.Context) error {
 	if err == nil && st.Status == StatusRunning {
 		return fmt.Errorf("delete container %s: still running: %w", c.rt.id, errdefs.ErrFailedPrecondition)
 	}
-	if err := c.rt.run(ctx, nil, "delete", "--force", c.rt.id); err != nil && !isNotExist(err) {
-		return fmt.Errorf("delete container %s: %w", c.rt.id, err)
+	// A container whose init the shim reaped is runc's to forget: that much
+	// needs no runc process (deleteStopped); anything else goes to runc.
+	fast := err == nil && st.Status == StatusStopped && c.rt.deleteStopped() == nil
+	if !fast {
+		if err := c.rt.run(ctx, nil, "delete", "--force", c.rt.id); err != nil && !isNotExist(err) {
+			return fmt.Errorf("delete container %s: %w", c.rt.id, err)
+		}
 	}
 	if shimGone {
 		return nil
