@@ -12,7 +12,8 @@ import (
 	"flotilla.dev/shim/client"
 )
 
-// runtimeCalls lists the runtime subcommands of the calls log (loggingRuntime).
+// runtimeCalls lists the runtime calls in the calls log (runcRecorder) that
+// have the word sub, e.g. "delete".
 func runtimeCalls(t *testing.T, log, sub string) []string {
 	t.Helper()
 	b, _ := os.ReadFile(log)
@@ -70,7 +71,7 @@ func TestDeleteStoppedWithAndWithoutTheRuntime(t *testing.T) {
 			if tc.mod != nil {
 				tc.mod(c, dir)
 			}
-			rt, log := loggingRuntime(t)
+			rt, log := runcRecorder(t)
 			cl := c.spawn(t, func(o *client.SpawnOptions) { o.Runtime = rt })
 			if _, err := cl.Start(ctx(t)); err != nil {
 				t.Fatal(err)

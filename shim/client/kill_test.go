@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -14,37 +13,6 @@ import (
 
 	"flotilla.dev/shim/client"
 )
-
-// loggingRuntime is a "runc" that logs its arguments to a file and runs the
-// real one.
-func loggingRuntime(t *testing.T) (path, log string) {
-	t.Helper()
-	runc, err := exec.LookPath("runc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	log = filepath.Join(dir, "calls")
-	path = filepath.Join(dir, "runc")
-	script := "#!/bin/sh\necho \"$*\" >> " + log + "\nexec " + runc + " \"$@\"\n"
-	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return path, log
-}
-
-// runtimeKills lists the kill calls the runtime got.
-func runtimeKills(t *testing.T, log string) []string {
-	t.Helper()
-	b, _ := os.ReadFile(log)
-	var kills []string
-	for _, l := range strings.Split(string(b), "\n") {
-		if i := strings.Index(l, " kill "); i >= 0 {
-			kills = append(kills, l[i+1:])
-		}
-	}
-	return kills
-}
 
 // cgroupProcs is the container's pids cgroup's process list.
 func (c *ctr) cgroupProcs(t *testing.T) []string {
@@ -98,7 +66,7 @@ func TestKillAllWithAndWithoutTheRuntime(t *testing.T) {
 				}
 				c.spec.Linux.Namespaces = ns
 			}
-			rt, log := loggingRuntime(t)
+			rt, log := runcRecorder(t)
 			cl := c.spawn(t, func(o *client.SpawnOptions) { o.Runtime = rt })
 			if _, err := cl.Start(ctx(t)); err != nil {
 				t.Fatal(err)
@@ -123,12 +91,12 @@ func TestKillAllWithAndWithoutTheRuntime(t *testing.T) {
 				t.Fatalf("wait = %+v, %v", exit, err)
 			}
 			waitFor(t, "no process left", func() bool { return len(c.cgroupProcs(t)) == 0 })
-			kills := runtimeKills(t, log)
+			kills := runtimeCalls(t, log, "kill")
 			if len(kills) != len(tc.wantRuntime) {
 				t.Fatalf("runtime kill calls %q, want %q", kills, tc.wantRuntime)
 			}
 			for i, k := range kills {
-				if !strings.HasPrefix(k, tc.wantRuntime[i]) {
+				if !strings.Contains(k, " "+tc.wantRuntime[i]) {
 					t.Errorf("runtime kill call %q, want %q", k, tc.wantRuntime[i])
 				}
 			}
@@ -139,7 +107,7 @@ func TestKillAllWithAndWithoutTheRuntime(t *testing.T) {
 			if got := shimRequest(t, c.stateDir, "kill 15"); got != "ok" {
 				t.Errorf("kill 15 after exit: %q", got)
 			}
-			if n := len(runtimeKills(t, log)); n != len(tc.wantRuntime) {
+			if n := len(runtimeCalls(t, log, "kill")); n != len(tc.wantRuntime) {
 				t.Errorf("%d runtime kill calls after the exit, want %d", n, len(tc.wantRuntime))
 			}
 			c.finish(t, cl)
@@ -150,7 +118,7 @@ func TestKillAllWithAndWithoutTheRuntime(t *testing.T) {
 // SIGTERM to the init alone is the shim's; the container's handler sees it.
 func TestKillSignalsTheInit(t *testing.T) {
 	c := newCtr(t, false, "sh", "-c", "trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.05; done")
-	rt, log := loggingRuntime(t)
+	rt, log := runcRecorder(t)
 	cl := c.spawn(t, func(o *client.SpawnOptions) { o.Runtime = rt })
 	if _, err := cl.Start(ctx(t)); err != nil {
 		t.Fatal(err)
@@ -163,7 +131,7 @@ func TestKillSignalsTheInit(t *testing.T) {
 	if err != nil || exit.Code != 3 || !strings.Contains(readLog(t, c.logPath), "got TERM") {
 		t.Fatalf("wait = %+v, %v; log %q", exit, err, readLog(t, c.logPath))
 	}
-	if kills := runtimeKills(t, log); len(kills) != 0 {
+	if kills := runtimeCalls(t, log, "kill"); len(kills) != 0 {
 		t.Errorf("runtime kill calls %q, want none", kills)
 	}
 	c.finish(t, cl)
