@@ -6,6 +6,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -82,5 +84,47 @@ func TestStateMessageDash(t *testing.T) {
 	st, err := c.state(ctx)
 	if err != nil || st.Status != StatusStopped || st.Message != "" || st.Exit.Code != 3 || st.Exit.ExitedAt.UnixNano() != 9 {
 		t.Fatalf("state = %+v, %v", st, err)
+	}
+}
+
+// Kill asks the shim first and goes to the runtime only when the shim says
+// it cannot (kill --all of a shared PID namespace), does not know the
+// request (a shim from before it) or is gone; a stopped container needs
+// neither.
+func TestKillFallsBackToTheRuntime(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stopped := "ok stopped 42 5 137 9 0 -"
+	running := "ok running 42 5 0 0 0 -"
+	for _, tc := range []struct {
+		name    string
+		answers map[string]string
+		sig     syscall.Signal
+		all     bool
+		want    string // "" for success; else a part of the error
+	}{
+		{"shim signals", map[string]string{"kill 15": "ok"}, syscall.SIGTERM, false, ""},
+		{"shim kills all", map[string]string{"kill 9 all": "ok"}, syscall.SIGKILL, true, ""},
+		{"shim fails", map[string]string{"kill 9": "err unknown kill 42: Operation not permitted"}, syscall.SIGKILL, false,
+			"kill 42: Operation not permitted"},
+		{"old shim, stopped", map[string]string{"kill 15": `err invalid_argument unknown request "kill 15"`, "state": stopped},
+			syscall.SIGTERM, false, ""},
+		{"shared pidns, stopped", map[string]string{"kill 9 all": "err failed_precondition signalling all processes of container ctr needs the runtime", "state": stopped},
+			syscall.SIGKILL, true, ""},
+		// Running: the runtime is called (there is none here, so it fails).
+		{"shared pidns, running", map[string]string{"kill 9 all": "err failed_precondition signalling all processes of container ctr needs the runtime", "state": running},
+			syscall.SIGKILL, true, "no-runtime"},
+		{"not all, precondition", map[string]string{"kill 9": "err failed_precondition container ctr has no process", "state": running},
+			syscall.SIGKILL, false, "has no process"},
+	} {
+		c := fakeShim(t, tc.answers)
+		c.rt.binary = filepath.Join(t.TempDir(), "no-runtime")
+		err := c.kill(ctx, "", tc.sig, tc.all)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.want)
+		}
 	}
 }
