@@ -43,7 +43,9 @@ var errNotFastDeletable = errors.New("not deletable without the runtime")
 // manages its cgroups, and it has no poststop hook and no Intel RDT group.
 // Otherwise, or when runc's state is not what it expects, it returns
 // errNotFastDeletable and changes nothing. A container runc does not know
-// (any more) is deleted already: nil.
+// (any more) is deleted already: nil. A cgroup that stays busy is an error
+// after runc's retries; the caller then runs `runc delete`, whose state
+// directory is still there, and which logs the busy cgroup as runc would.
 //
 // Why: `runc delete` is a runc process (a 10 MB dynamic Go binary, its state
 // and spec parsed, the cgroup mounts discovered from mountinfo) to remove a
