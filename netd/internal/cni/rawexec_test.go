@@ -14,20 +14,17 @@ import (
 
 	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
+
+	"flotilla.dev/lib/procstat"
 )
 
 // procState is the state letter in /proc/<pid>/stat, "" when pid is gone.
 func procState(pid int) string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	st, err := procstat.Read("/proc", pid)
 	if err != nil {
 		return ""
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		return ""
-	}
-	return s[i+2 : i+3]
+	return st.Field(3)
 }
 
 func TestExitedZeroLeavesTheChildUnreaped(t *testing.T) {
