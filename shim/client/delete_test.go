@@ -3,7 +3,6 @@ package client_test
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 
@@ -11,20 +10,6 @@ import (
 
 	"flotilla.dev/shim/client"
 )
-
-// runtimeCalls lists the runtime calls in the calls log (runcRecorder) that
-// have the word sub, e.g. "delete".
-func runtimeCalls(t *testing.T, log, sub string) []string {
-	t.Helper()
-	b, _ := os.ReadFile(log)
-	var calls []string
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.Contains(" "+l+" ", " "+sub+" ") {
-			calls = append(calls, l)
-		}
-	}
-	return calls
-}
 
 // cgroupDirs are the container's cgroup directories that exist now, in the
 // hierarchies this machine mounts.

@@ -31,6 +31,20 @@ func runcRecorder(t *testing.T) (runtime, calls string) {
 	return runtime, calls
 }
 
+// runtimeCalls lists the runtime calls in the calls log (runcRecorder) that
+// have the word sub, e.g. "delete".
+func runtimeCalls(t *testing.T, log, sub string) []string {
+	t.Helper()
+	b, _ := os.ReadFile(log)
+	var calls []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(" "+l+" ", " "+sub+" ") {
+			calls = append(calls, l)
+		}
+	}
+	return calls
+}
+
 func ranStart(t *testing.T, calls, id string) bool {
 	t.Helper()
 	data, err := os.ReadFile(calls)
