@@ -11,6 +11,8 @@
 # BENCH_PAIRED=0 not to pair each runtime's pod starts and density with the floor's (see PAIRED),
 # BENCH_RUN_ON_DISK=1 to keep the runtimes' run state on disk (see runtmpfs), BENCH_FLOTILLA_TOML: a TOML
 # drop-in for the fleet's configuration (A/B runs, e.g. "[sandboxd.runtimes.runc]\nexec_sync_via_runtime = true").
+# BENCH_PERF=1 to record the whole machine with perf (cpu-clock) while each runtime and the floor are measured and
+# print where the CPU of their density rounds went, by process (flotbench cpu; <name>.cpu.txt with the results).
 # BENCH_DENSITY_ROUNDS (default 5): times each runtime and the floor measure density; the table shows the
 # rounds' medians (one round is about a second, and a busy moment of the machine slows it by up to a third).
 set -uo pipefail
@@ -141,11 +143,44 @@ elif nft list tables >/dev/null 2>&1; then NETFILTER=nftables; fi
 PAIRED=()
 [ "${BENCH_PAIRED:-1}" != 0 ] && PAIRED=(--floor-rootfs "$T/bundle/rootfs" --cni-bin "$CNI_BIN" --floor-state-dir "$T/floor-run" --cni-netfilter "$NETFILTER")
 
+# BENCH_PERF=1: perf record around each measurement; the samples of its density rounds, summed by process.
+PERF=
+if [ "${BENCH_PERF:-0}" = 1 ]; then
+	if ! command -v perf >/dev/null; then
+		log "BENCH_PERF=1: apt-get install linux-perf"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends linux-perf >/dev/null 2>&1
+	fi
+	if command -v perf >/dev/null; then PERF=1; else log "BENCH_PERF=1, but perf could not be installed: no CPU profile"; fi
+fi
+PERFPID=
+perfstart() { # NAME
+	[ -n "$PERF" ] || return 0
+	perf record -q -a -e cpu-clock -F 999 -k CLOCK_REALTIME -o "$T/$1.perf" >/dev/null 2>"$T/$1.perf.err" &
+	PERFPID=$!
+	PIDS+=("$PERFPID")
+}
+perfstop() { # NAME: after flotbench wrote $OUT/NAME.json
+	[ -n "$PERF" ] && [ -n "$PERFPID" ] || return 0
+	kill -INT "$PERFPID" 2>/dev/null
+	wait "$PERFPID" 2>/dev/null
+	PERFPID=
+	if [ -f "$OUT/$1.json" ] && [ -s "$T/$1.perf" ]; then
+		echo
+		perf script -i "$T/$1.perf" -F comm,tid,time,period,event 2>/dev/null |
+			"$T/bin/flotbench" cpu --result "$OUT/$1.json" | tee "$OUT/$1.cpu.txt"
+	else
+		log "no CPU profile of $1: $(tail -1 "$T/$1.perf.err" 2>/dev/null)"
+	fi
+	rm -f "$T/$1.perf"
+}
+
 RESULTS=()
 if want floor; then
 	log "measuring the floor"
+	perfstart floor
 	"$T/bin/flotbench" floor --state-dir "$T/floor-run" --rootfs "$T/bundle/rootfs" --cni-bin "$CNI_BIN" --cni-netfilter "$NETFILTER" --out "$OUT/floor.json" "${ROUNDS[@]}" |
 		tee "$OUT/floor.txt"
+	perfstop floor
 fi
 
 if want flotilla; then
@@ -165,10 +200,12 @@ if want flotilla; then
 	if waitfor "$T/flotctl.out" '^endpoint:' 90; then
 		EP=$(sed -n 's/^endpoint: *//p' "$T/flotctl.out")
 		log "fleet at $EP"
+		perfstart flotilla
 		# shellcheck disable=SC2086
 		"$T/bin/flotbench" cri --name flotilla --endpoint "$EP" --image "$IMAGE" --scope "$T/flotilla" \
 			--daemons criproxy,imaged,sandboxd,netd,nats-server --per-pod flotilla-shim,catatonit,pause \
 			--out "$OUT/flotilla.json" "${ROUNDS[@]}" "${PAIRED[@]}" ${BENCH_FLAGS:-} | tee "$OUT/flotilla.txt"
+		perfstop flotilla
 		if [ "$LEVEL" = debug ]; then
 			log "where the time goes (daemons' phase logs)"
 			{ "$T/bin/flotbench" phases --result "$OUT/flotilla.json" --window podstart "$T"/flotilla/log/*.log
@@ -239,10 +276,12 @@ if want containerd; then
 		sleep 0.1
 	done
 	if [ -n "$ok" ]; then
+		perfstart containerd
 		# shellcheck disable=SC2086
 		"$T/bin/flotbench" cri --name containerd --endpoint "unix://$C/containerd.sock" --image "$IMAGE" --scope "$C" \
 			--daemons containerd --per-pod containerd-shim-runc-v2,catatonit,pause \
 			--out "$OUT/containerd.json" "${ROUNDS[@]}" "${PAIRED[@]}" ${BENCH_FLAGS:-} | tee "$OUT/containerd.txt"
+		perfstop containerd
 	else
 		log "containerd did not answer; its log:"; tail -20 "$C/log" >&2
 	fi

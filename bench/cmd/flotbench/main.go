@@ -5,6 +5,7 @@
 //	flotbench floor --rootfs DIR --out floor.json ...
 //	flotbench compare flotilla.json containerd.json floor.json
 //	flotbench phases  <daemon logs at log_level debug>...
+//	perf script -F comm,tid,time,period,event | flotbench cpu --result x.json
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"flotilla.dev/bench/internal/floor"
+	"flotilla.dev/bench/internal/perfcpu"
 	"flotilla.dev/bench/internal/phases"
 	"flotilla.dev/bench/internal/procmem"
 	"flotilla.dev/bench/internal/report"
@@ -44,6 +46,8 @@ func main() {
 		err = runCompare(os.Args[2:])
 	case "phases":
 		err = runPhases(os.Args[2:])
+	case "cpu":
+		err = runCPU(os.Args[2:])
 	default:
 		usage()
 	}
@@ -54,7 +58,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: flotbench cri|floor|compare|phases [flags] (flotbench <cmd> -h for the flags)")
+	fmt.Fprintln(os.Stderr, "usage: flotbench cri|floor|compare|phases|cpu [flags] (flotbench <cmd> -h for the flags)")
 	os.Exit(2)
 }
 
@@ -244,4 +248,58 @@ func runPhases(args []string) error {
 	}
 	phases.Print(os.Stdout, c.Steps())
 	return nil
+}
+
+// runCPU prints where the machine's CPU went during the density rounds of a
+// flotbench result, from `perf record -a -e cpu-clock -k CLOCK_REALTIME`
+// samples (perf script -F comm,tid,time,period,event) on stdin.
+func runCPU(args []string) error {
+	fs := flag.NewFlagSet("cpu", flag.ExitOnError)
+	result := fs.String("result", "", "flotbench cri or floor result (JSON) whose density rounds select the samples (required)")
+	top := fs.Int("top", 15, "processes to list")
+	fs.Parse(args)
+	if *result == "" {
+		return fmt.Errorf("cpu: --result is required")
+	}
+	res, err := report.Read(*result)
+	if err != nil {
+		return err
+	}
+	windows := densityWindows(res)
+	if len(windows) == 0 {
+		return fmt.Errorf("cpu: %s has no density window", *result)
+	}
+	u, err := perfcpu.Read(os.Stdin, windows)
+	if err != nil {
+		return err
+	}
+	if u.Samples == 0 {
+		return fmt.Errorf("cpu: no perf sample falls in the %d density rounds of %s (recorded with -k CLOCK_REALTIME?)", len(windows), *result)
+	}
+	pods := res.Values["density.pods"]
+	if pods == 0 {
+		return fmt.Errorf("cpu: %s does not say how many pods a density round started", *result)
+	}
+	fmt.Printf("%s, %d density rounds:\n", res.Name, len(windows))
+	u.Print(os.Stdout, int(pods)*len(windows), *top)
+	return nil
+}
+
+// densityWindows are the rounds' windows (density.1, density.2, ...), or
+// the last round's ("density") in a result from before they were recorded.
+func densityWindows(res *report.Result) []perfcpu.Window {
+	var ws []perfcpu.Window
+	for k := 1; ; k++ {
+		w, ok := res.Windows[fmt.Sprintf("density.%d", k)]
+		if !ok {
+			break
+		}
+		ws = append(ws, perfcpu.Window(w))
+	}
+	if len(ws) == 0 {
+		if w, ok := res.Windows["density"]; ok {
+			ws = append(ws, perfcpu.Window(w))
+		}
+	}
+	return ws
 }

@@ -83,22 +83,25 @@ func (d densityRun) cpuMsPerPod() float64 {
 	return float64(d.cpu.Microseconds()) / 1000 / float64(d.n)
 }
 
-// recordDensity records the density floor in res: floor.density_pod (the
-// pods of every round) and, when every pod of a round started, the rounds'
+// recordDensity records the density floor in res: density.pods (per round),
+// floor.density_pod (the pods of every round) and, when every pod of a round started, the rounds'
 // medians of density.pods_per_s (the same key as a CRI runtime's density),
 // density.wall_ms and density.cpu_ms_per_pod, with density.rounds and the
-// slowest and fastest round's rate; its window is the last round's
-// "density", as a CRI runtime's, to match a profile of the same minutes.
+// slowest and fastest round's rate; its windows are each round's
+// ("density.1", ...) and the last round's ("density"), as a CRI runtime's,
+// to match a profile of the same minutes.
 func recordDensity(ctx context.Context, o Options, tmp string, res *report.Result) error {
 	var all stats.Recorder
 	var rate, wall, cpu []float64
 	var err error
+	res.Values["density.pods"] = float64(o.Density)
 	for k := 0; k < max(o.DensityRounds, 1) && ctx.Err() == nil; k++ {
 		var run densityRun
 		run, err = densityFloor(ctx, o, filepath.Join(tmp, fmt.Sprintf("round%d", k)), res, &all)
 		if err != nil {
 			break // the rounds before it still count
 		}
+		res.SetWindow(fmt.Sprintf("density.%d", k+1), run.window)
 		res.SetWindow("density", run.window)
 		if run.n > 0 && run.errors == 0 {
 			rate = append(rate, run.podsPerS())

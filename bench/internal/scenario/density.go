@@ -50,7 +50,8 @@ func (r *Runner) Density(ctx context.Context) {
 		})
 		wall := time.Since(t0)
 		machine, daemons, byName := cpu()
-		r.window("density", t0) // the last round's
+		r.window(fmt.Sprintf("density.%d", k), t0) // each round's, for profiles of all rounds
+		r.window("density", t0)                    // the last round's
 		running := len(started(pods))
 		rounds.add(running, wall, machine, daemons, byName, floorRate, floorCPU)
 		if r.o.Log != nil && running > 0 {
