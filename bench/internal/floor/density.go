@@ -83,11 +83,11 @@ func (d densityRun) cpuMsPerPod() float64 {
 	return float64(d.cpu.Microseconds()) / 1000 / float64(d.n)
 }
 
-// recordDensity records the density floor in res: density.pods (per round),
-// floor.density_pod (the pods of every round) and, when every pod of a round started, the rounds'
-// medians of density.pods_per_s (the same key as a CRI runtime's density),
-// density.wall_ms and density.cpu_ms_per_pod, with density.rounds and the
-// slowest and fastest round's rate; its windows are each round's
+// recordDensity records the density floor in res: density.pods (per
+// round), floor.density_pod (the pods of every round) and, when every pod of
+// a round started, the rounds' medians of density.pods_per_s (the same key
+// as a CRI runtime's density), density.wall_ms and density.cpu_ms_per_pod,
+// with density.rounds and the slowest and fastest round's rate; its windows are each round's
 // ("density.1", ...) and the last round's ("density"), as a CRI runtime's,
 // to match a profile of the same minutes.
 func recordDensity(ctx context.Context, o Options, tmp string, res *report.Result) error {
