@@ -148,7 +148,8 @@ PERF=
 if [ "${BENCH_PERF:-0}" = 1 ]; then
 	if ! command -v perf >/dev/null; then
 		log "BENCH_PERF=1: apt-get install linux-perf"
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends linux-perf >/dev/null 2>&1
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends linux-perf >/dev/null 2>&1 ||
+			{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends linux-perf; } >/dev/null 2>&1
 	fi
 	if command -v perf >/dev/null; then PERF=1; else log "BENCH_PERF=1, but perf could not be installed: no CPU profile"; fi
 fi
