@@ -208,6 +208,12 @@ func runCompare(args []string) error {
 		rs = append(rs, r)
 	}
 	report.Compare(os.Stdout, rs)
+	// The first result is the runtime under test, unless only the floor
+	// was measured.
+	if _, floorOnly := rs[0].Ops["floor.runc_total"]; !floorOnly {
+		fmt.Println()
+		report.PrintTargets(os.Stdout, rs[0])
+	}
 	return nil
 }
 

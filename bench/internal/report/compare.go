@@ -138,6 +138,58 @@ func Compare(w io.Writer, rs []*Result) {
 	}
 }
 
+// Target is one of issue 6's targets for the runtime measured first: the
+// value of the Metrics row Label must be at most (Max) or at least Bound.
+type Target struct {
+	Label string
+	Max   bool
+	Bound float64
+	Unit  string
+}
+
+// Targets are issue 6's, in the order it lists them.
+var Targets = []Target{
+	{"pod start total p50", true, 65, "ms"},
+	{"  pod start / paired floor p50", true, 1.3, "x"},
+	{"density pods/s (c=8)", false, 30, "pods/s"},
+	{"per-pod PSS", true, 0.5, "MiB"},
+	{"daemons PSS idle", true, 50, "MiB"},
+	{"ExecSync echo p50", true, 10, "ms"},
+	{"STARTED event latency p50", true, 5, "ms"},
+}
+
+// PrintTargets writes, for r, each target with its value and "met",
+// "missed" or "not measured", and how many were met.
+func PrintTargets(w io.Writer, r *Result) {
+	get := map[string]func(*Result) (float64, bool){}
+	for _, m := range Metrics {
+		get[m.Label] = m.Get
+	}
+	met := 0
+	fmt.Fprintf(w, "targets of issue 6, %s:\n", r.Name)
+	for _, t := range Targets {
+		op := ">="
+		if t.Max {
+			op = "<="
+		}
+		v, ok := get[t.Label](r)
+		verdict := "not measured"
+		switch {
+		case ok && (t.Max && v <= t.Bound || !t.Max && v >= t.Bound):
+			verdict = "met"
+			met++
+		case ok:
+			verdict = "missed"
+		}
+		val := "-"
+		if ok {
+			val = fmt.Sprintf("%.2f", v)
+		}
+		fmt.Fprintf(w, "  target %-30s %s %5g %-6s %10s  %s\n", strings.TrimSpace(t.Label), op, t.Bound, t.Unit, val, verdict)
+	}
+	fmt.Fprintf(w, "  %d of %d targets met\n", met, len(Targets))
+}
+
 func trunc(s string, n int) string {
 	if len(s) > n {
 		return s[:n]

@@ -87,3 +87,43 @@ func TestSetDensityRounds(t *testing.T) {
 		t.Errorf("density.cpu_ms_per_pod = %v without a CPU reading", v)
 	}
 }
+
+func TestPrintTargets(t *testing.T) {
+	r := New("flotilla")
+	r.Ops["podstart.total"] = stats.Summary{N: 20, P50: 64.9}             // <= 65: met
+	r.Values["podstart.vs_paired_floor"] = 1.31                           // <= 1.3: missed
+	r.Values["density.pods_per_s"] = 30                                   // >= 30: met
+	r.Values["density.per_pod_pss_mib"] = 0.11                            // met
+	r.Memory["daemons.idle"] = procmem.Usage{Procs: 4, PSSKiB: 51 * 1024} // 51 MiB: missed
+	r.Ops["exec_sync"] = stats.Summary{N: 50, P50: 2.5}                   // met
+	r.Unsupported["event.started"] = "Unimplemented"                      // not measured
+	var out bytes.Buffer
+	PrintTargets(&out, r)
+	want := map[string]string{
+		"pod start total p50":          "met",
+		"pod start / paired floor p50": "missed",
+		"density pods/s (c=8)":         "met",
+		"per-pod PSS":                  "met",
+		"daemons PSS idle":             "missed",
+		"ExecSync echo p50":            "met",
+		"STARTED event latency p50":    "not measured",
+	}
+	lines := strings.Split(out.String(), "\n")
+	for label, verdict := range want {
+		found := false
+		for _, l := range lines {
+			if strings.HasPrefix(strings.TrimSpace(l), "target "+label+" ") {
+				found = true
+				if !strings.HasSuffix(l, "  "+verdict) {
+					t.Errorf("%s: want %q in %q", label, verdict, l)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no line for %s:\n%s", label, out.String())
+		}
+	}
+	if !strings.Contains(out.String(), "4 of 7 targets met") {
+		t.Errorf("want 4 of 7 met:\n%s", out.String())
+	}
+}
