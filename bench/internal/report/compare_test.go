@@ -126,4 +126,12 @@ func TestPrintTargets(t *testing.T) {
 	if !strings.Contains(out.String(), "4 of 7 targets met") {
 		t.Errorf("want 4 of 7 met:\n%s", out.String())
 	}
+
+	// A lower bound missed by a little.
+	r.Values["density.pods_per_s"] = 29.9
+	out.Reset()
+	PrintTargets(&out, r)
+	if !strings.Contains(out.String(), "29.90  missed") || !strings.Contains(out.String(), "3 of 7 targets met") {
+		t.Errorf("density 29.9 against >= 30: want missed, 3 of 7 met:\n%s", out.String())
+	}
 }
