@@ -6,20 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 )
-
-// shimDir is shim/ of this checkout.
-func shimDir(t *testing.T) string {
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		t.Fatal("cannot locate the source")
-	}
-	return filepath.Join(filepath.Dir(file), "..")
-}
 
 // buildFlags are shim/build.sh's compiler flags; the objects are compiled
 // with -c instead of linked, to read what each one leaves undefined.
@@ -120,7 +110,10 @@ func TestShimLinksItsList(t *testing.T) {
 	if _, err := exec.LookPath("cc"); err != nil && os.Getenv("CC") == "" {
 		t.Skip("no C compiler")
 	}
-	dir := shimDir(t)
+	dir, err := shimDir()
+	if err != nil {
+		t.Fatal(err)
+	}
 	got := libcSymbols(t, dir)
 	want := readList(t, filepath.Join(dir, "c", "LIBC"))
 	var added, gone []string
