@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,10 +102,7 @@ func isJSONNull(m json.RawMessage) bool {
 // them), retrying as runc does: a cgroup v1 directory can stay busy for a
 // moment after its last process is gone.
 func removeCgroups(paths map[string]string) error {
-	left := make(map[string]string, len(paths))
-	for k, v := range paths {
-		left[k] = v
-	}
+	left := maps.Clone(paths)
 	delay := 10 * time.Millisecond
 	var last error
 	for try := 0; try < 5; try++ {
