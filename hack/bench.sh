@@ -135,13 +135,8 @@ umoci unpack --image "$REPO/.tools/images/busybox:1.29-2" "$T/bundle" >/dev/null
 # floor's density right before its own (BENCH_PAIRED=0: off).
 runtmpfs "$T/floor-run"
 ROUNDS=(--density-rounds "${BENCH_DENSITY_ROUNDS:-5}")
-# portmap's netfilter backend, probed once as flotctl up does for the fleet's conflist (netd/conflist.Detect),
-# so that containerd's and the floor's portmap do not probe at every call either: the same conflist for all.
-NETFILTER=
-if iptables -t filter -S INPUT 1 --wait >/dev/null 2>&1; then NETFILTER=iptables
-elif nft list tables >/dev/null 2>&1; then NETFILTER=nftables; fi
 PAIRED=()
-[ "${BENCH_PAIRED:-1}" != 0 ] && PAIRED=(--floor-rootfs "$T/bundle/rootfs" --cni-bin "$CNI_BIN" --floor-state-dir "$T/floor-run" --cni-netfilter "$NETFILTER")
+[ "${BENCH_PAIRED:-1}" != 0 ] && PAIRED=(--floor-rootfs "$T/bundle/rootfs" --cni-bin "$CNI_BIN" --floor-state-dir "$T/floor-run")
 
 # BENCH_PERF=1: perf record around each measurement; the samples of its density rounds, summed by process.
 PERF=
@@ -179,7 +174,7 @@ RESULTS=()
 if want floor; then
 	log "measuring the floor"
 	perfstart floor
-	"$T/bin/flotbench" floor --state-dir "$T/floor-run" --rootfs "$T/bundle/rootfs" --cni-bin "$CNI_BIN" --cni-netfilter "$NETFILTER" --out "$OUT/floor.json" "${ROUNDS[@]}" |
+	"$T/bin/flotbench" floor --state-dir "$T/floor-run" --rootfs "$T/bundle/rootfs" --cni-bin "$CNI_BIN" --out "$OUT/floor.json" "${ROUNDS[@]}" |
 		tee "$OUT/floor.txt"
 	perfstop floor
 fi
@@ -234,12 +229,9 @@ if want containerd; then
 			  override_path = true
 		TOML
 	done
-	cat >"$C/net.d/10-flotbench.conflist" <<-JSON
-		{"cniVersion": "1.0.0", "name": "flotbench-containerd", "plugins": [
-		 {"type": "bridge", "bridge": "$CTRD_BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-		  "ipam": {"type": "host-local", "dataDir": "$C/ipam", "ranges": [[{"subnet": "$CTRD_SUBNET"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
-		 {"type": "portmap", "capabilities": {"portMappings": true}${NETFILTER:+, \"backend\": \"$NETFILTER\"}}]}
-	JSON
+	# The network of the fleet and the floor (netd's conflist.Bridge with portmap, told its netfilter backend).
+	"$T/bin/flotbench" conflist --name flotbench-containerd --bridge "$CTRD_BRIDGE" --subnet "$CTRD_SUBNET" \
+		--data-dir "$C/ipam" >"$C/net.d/10-flotbench.conflist" || die "flotbench conflist failed"
 	cat >"$C/config.toml" <<-TOML
 		version = 2
 		root = "$C/root"

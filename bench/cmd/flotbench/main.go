@@ -6,6 +6,7 @@
 //	flotbench compare flotilla.json containerd.json floor.json
 //	flotbench phases  <daemon logs at log_level debug>...
 //	perf script -F comm,tid,time,period,event | flotbench cpu --result x.json
+//	flotbench conflist --name N --bridge B --subnet S --data-dir D
 package main
 
 import (
@@ -24,6 +25,7 @@ import (
 	"flotilla.dev/bench/internal/procmem"
 	"flotilla.dev/bench/internal/report"
 	"flotilla.dev/bench/internal/scenario"
+	"flotilla.dev/netd/conflist"
 )
 
 // defaultCNIBin is where hack/deps installs the CNI plugins in this
@@ -48,6 +50,8 @@ func main() {
 		err = runPhases(os.Args[2:])
 	case "cpu":
 		err = runCPU(os.Args[2:])
+	case "conflist":
+		err = runConflist(os.Args[2:])
 	default:
 		usage()
 	}
@@ -58,7 +62,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: flotbench cri|floor|compare|phases|cpu [flags] (flotbench <cmd> -h for the flags)")
+	fmt.Fprintln(os.Stderr, "usage: flotbench cri|floor|compare|phases|cpu|conflist [flags] (flotbench <cmd> -h for the flags)")
 	os.Exit(2)
 }
 
@@ -105,7 +109,7 @@ func criRun(ctx context.Context, args []string) (*report.Result, string, error) 
 	fs.StringVar(&fo.Rootfs, "floor-rootfs", "", "busybox root filesystem: interleave a floor pod (netns + CNI ADD + runc create+start) with each sequential pod start, and measure the floor's density right before the runtime's")
 	fs.StringVar(&fo.Runc, "floor-runc", "runc", "runc binary of the paired floor")
 	fs.StringVar(&fo.CNIBin, "cni-bin", defaultCNIBin, "CNI plugin directory of the paired floor")
-	fs.StringVar(&fo.Netfilter, "cni-netfilter", "", "portmap's backend in the paired floor's conflist: iptables or nftables (empty: portmap probes at every call)")
+	nf := netfilterFlag(fs, "the paired floor's conflist")
 	fs.StringVar(&fo.StateDir, "floor-state-dir", "", "directory for the paired floor's runc root, bundles and netns pins (default: $TMPDIR or /tmp)")
 	fs.Parse(args)
 	if o.Endpoint == "" {
@@ -126,6 +130,10 @@ func criRun(ctx context.Context, args []string) (*report.Result, string, error) 
 	o.Log = func(format string, args ...any) { fmt.Fprintf(os.Stderr, "flotbench: "+format+"\n", args...) }
 	res := report.New(*name)
 	if fo.Rootfs != "" {
+		var err error
+		if fo.Netfilter, err = netfilter(*nf); err != nil {
+			return nil, "", err
+		}
 		fo.Concurrency = o.Concurrency
 		fo.Density = o.Density
 		paired, err := floor.NewPaired(ctx, fo)
@@ -177,7 +185,7 @@ func runFloor(ctx context.Context, args []string) error {
 	fs.StringVar(&o.Rootfs, "rootfs", "", "busybox root filesystem (e.g. umoci unpack of the benchmark image), used read-only (required)")
 	fs.StringVar(&o.Runc, "runc", "runc", "runc binary")
 	fs.StringVar(&o.CNIBin, "cni-bin", defaultCNIBin, "CNI plugin directory (bridge, host-local, loopback)")
-	fs.StringVar(&o.Netfilter, "cni-netfilter", "", "portmap's backend in the floor's conflist: iptables or nftables (empty: portmap probes at every call)")
+	nf := netfilterFlag(fs, "the floor's conflist")
 	fs.IntVar(&o.N, "n", 20, "iterations of each measurement")
 	fs.IntVar(&o.Density, "density", 30, "density: pods (netns + CNI ADD + runc create+start) started concurrently; 0 skips it")
 	fs.IntVar(&o.DensityRounds, "density-rounds", 1, "density: rounds; the rate and CPU per pod are the medians of the rounds")
@@ -187,12 +195,57 @@ func runFloor(ctx context.Context, args []string) error {
 	if o.Rootfs == "" {
 		return fmt.Errorf("floor: --rootfs is required")
 	}
+	var err error
+	if o.Netfilter, err = netfilter(*nf); err != nil {
+		return err
+	}
 	res := report.New("floor")
 	res.Endpoint = "runc + libcni"
 	if err := floor.Run(ctx, o, res); err != nil {
 		res.Problem("%v", err)
 	}
 	return finish(res, *out)
+}
+
+// netfilterFlag registers --cni-netfilter, portmap's backend in a conflist.
+func netfilterFlag(fs *flag.FlagSet, in string) *string {
+	return fs.String("cni-netfilter", "auto", "portmap's backend in "+in+": auto (probe the host once, as flotctl up does), iptables, nftables or none (portmap probes at every call)")
+}
+
+// netfilter resolves --cni-netfilter: "auto" probes the host as `flotctl
+// up` does for the fleet's conflist (conflist.Detect), "none" is empty.
+func netfilter(s string) (string, error) {
+	switch s {
+	case "auto":
+		return conflist.Detect(), nil
+	case "none":
+		return "", nil
+	case conflist.IPTables, conflist.NFTables:
+		return s, nil
+	}
+	return "", fmt.Errorf("--cni-netfilter %q: want auto, iptables, nftables or none", s)
+}
+
+// runConflist prints the CNI network every runtime is measured on (the
+// floor's, floor.Network), for a peer's CNI configuration directory.
+func runConflist(args []string) error {
+	fs := flag.NewFlagSet("conflist", flag.ExitOnError)
+	name := fs.String("name", "flotbench", "network name")
+	bridge := fs.String("bridge", "", "bridge device, at most 15 bytes (required)")
+	subnet := fs.String("subnet", "", "pod subnet, e.g. 10.214.250.0/24 (required)")
+	dataDir := fs.String("data-dir", "", "host-local's allocation directory (required)")
+	nf := netfilterFlag(fs, "the conflist")
+	fs.Parse(args)
+	backend, err := netfilter(*nf)
+	if err != nil {
+		return err
+	}
+	b, err := floor.Network(*name, *bridge, *subnet, *dataDir, backend)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Printf("%s\n", b)
+	return err
 }
 
 func runCompare(args []string) error {

@@ -15,6 +15,7 @@ import (
 	"flotilla.dev/bench/internal/report"
 	"flotilla.dev/bench/internal/stats"
 	"flotilla.dev/lib/netns"
+	"flotilla.dev/netd/conflist"
 )
 
 // Subnets 10.214.<n>.0/24, n in [1, 99], belong to the floor measurement;
@@ -101,6 +102,15 @@ func cniFloor(ctx context.Context, o Options, tmp string, res *report.Result) er
 	return nil
 }
 
+// Network is the CNI network every runtime is measured on, and the floor:
+// netd's bridge conflist (conflist.Bridge, as `flotctl up --cni-chain
+// portmap` writes it for the fleet) without masquerade, host-local on subnet,
+// then portmap, told its netfilter backend (empty: it probes at every call).
+func Network(name, bridge, subnet, dataDir, netfilter string) ([]byte, error) {
+	return conflist.Bridge{Name: name, Bridge: bridge, Subnets: []string{subnet}, DataDir: dataDir,
+		Chain: []string{"portmap"}, Netfilter: netfilter}.JSON()
+}
+
 // floorNet is the floor's CNI network: a bridge conflist on a subnet of its
 // own, with IPAM state and the CNI cache under a temporary directory.
 type floorNet struct {
@@ -120,15 +130,12 @@ func openNet(o Options, tmp string) (*floorNet, error) {
 	if len(bridge) > 15 {
 		bridge = bridge[:15]
 	}
-	backend := ""
-	if o.Netfilter != "" {
-		backend = fmt.Sprintf(`,"backend":%q`, o.Netfilter)
+	conf, err := Network(fmt.Sprintf("flotbench-floor-%d", n), bridge, fmt.Sprintf("10.214.%d.0/24", n), filepath.Join(tmp, "ipam"), o.Netfilter)
+	if err != nil {
+		lock.Close()
+		return nil, err
 	}
-	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"flotbench-floor-%d","plugins":[
-{"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":false,"hairpinMode":true,
- "ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"10.214.%d.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}]}},
-{"type":"portmap","capabilities":{"portMappings":true}%s}]}`, n, bridge, filepath.Join(tmp, "ipam"), n, backend)
-	list, err := libcni.ConfListFromBytes([]byte(conf))
+	list, err := libcni.ConfListFromBytes(conf)
 	if err != nil {
 		lock.Close()
 		return nil, err

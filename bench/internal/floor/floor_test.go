@@ -2,6 +2,7 @@ package floor
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/containernetworking/cni/libcni"
 
 	"flotilla.dev/bench/internal/report"
 )
@@ -152,5 +155,49 @@ func TestFloorReportsABrokenRootfs(t *testing.T) {
 	}
 	if len(res.Ops) != 0 {
 		t.Fatalf("nothing may be timed: %+v", res.Ops)
+	}
+}
+
+// The network the runtimes and the floor are measured on is netd's bridge
+// conflist with portmap, loadable by libcni, without masquerade, and portmap
+// told its backend only when one is given.
+func TestNetworkIsTheFleetsConflistWithPortmap(t *testing.T) {
+	for _, backend := range []string{"iptables", "nftables", ""} {
+		b, err := Network("flotbench-x", "fbx0", "10.214.250.0/24", "/tmp/ipam", backend)
+		if err != nil {
+			t.Fatalf("Network(%q): %v", backend, err)
+		}
+		list, err := libcni.ConfListFromBytes(b)
+		if err != nil {
+			t.Fatalf("libcni refuses the conflist: %v\n%s", err, b)
+		}
+		if list.Name != "flotbench-x" || len(list.Plugins) != 2 {
+			t.Fatalf("name %q, %d plugins; want flotbench-x, 2:\n%s", list.Name, len(list.Plugins), b)
+		}
+		var bridge struct {
+			Type, Bridge string
+			IPMasq       bool `json:"ipMasq"`
+			IPAM         struct {
+				Type, DataDir string
+				Ranges        [][]struct{ Subnet string }
+			}
+		}
+		var portmap struct{ Type, Backend string }
+		if err := json.Unmarshal(list.Plugins[0].Bytes, &bridge); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(list.Plugins[1].Bytes, &portmap); err != nil {
+			t.Fatal(err)
+		}
+		if bridge.Type != "bridge" || bridge.Bridge != "fbx0" || bridge.IPMasq || bridge.IPAM.Type != "host-local" ||
+			bridge.IPAM.DataDir != "/tmp/ipam" || len(bridge.IPAM.Ranges) != 1 || bridge.IPAM.Ranges[0][0].Subnet != "10.214.250.0/24" {
+			t.Errorf("bridge plugin: %+v", bridge)
+		}
+		if portmap.Type != "portmap" || portmap.Backend != backend {
+			t.Errorf("chained plugin %+v, want portmap with backend %q", portmap, backend)
+		}
+	}
+	if _, err := Network("x", "this-bridge-name-is-too-long", "10.214.250.0/24", "/tmp/ipam", ""); err == nil {
+		t.Error("a bridge name over 15 bytes was accepted")
 	}
 }
