@@ -99,6 +99,71 @@ func TestAuth(t *testing.T) {
 	}
 }
 
+// Token auth, as Docker Hub, GHCR and Quay do it, with each form of credentials the kubelet
+// passes: username and password (a token fetched with them), identity_token (a refresh token
+// exchanged for a token, OAuth2), registry_token (sent to the registry as it is).
+func TestTokenAuth(t *testing.T) {
+	reg := startRegistry(t, registry.Options{Images: []string{"busybox"}, User: "kube", Password: "s3cret", Token: true})
+	e := newEnv(t, reg, envOpts{registriesConf: fmt.Sprintf("[[registry]]\nlocation = %q\ninsecure = true\n", reg.Addr)})
+	ctx := ctxT(t)
+	const repo = "docker.io/library/busybox"
+	ref := reg.Local(repo + ":latest")
+	token, err := reg.RegistryToken(repo)
+	must(t, err)
+	otherRepo, err := reg.RegistryToken("docker.io/library/other")
+	must(t, err)
+
+	// Credentials the token server refuses are Unauthenticated. A token it gives without access
+	// to the repository (to an anonymous client, as Docker Hub does for a private repository, or
+	// a registry token for another repository) is refused by the registry as insufficient_scope:
+	// "requested access to the resource is denied", PermissionDenied.
+	for _, c := range []struct {
+		name string
+		auth *runtimeapi.AuthConfig
+		want codes.Code
+	}{
+		{"anonymous", nil, codes.PermissionDenied},
+		{"wrong password", &runtimeapi.AuthConfig{Username: "kube", Password: "wrong"}, codes.Unauthenticated},
+		{"unknown identity token", &runtimeapi.AuthConfig{IdentityToken: "not-issued"}, codes.Unauthenticated},
+		{"registry token for another repository", &runtimeapi.AuthConfig{RegistryToken: otherRepo}, codes.PermissionDenied},
+		{"registry token that is not one", &runtimeapi.AuthConfig{RegistryToken: "garbage"}, codes.Unauthenticated},
+	} {
+		if _, err := e.pull(ctx, ref, c.auth); status.Code(err) != c.want {
+			t.Errorf("pull with %s: %v, want %s", c.name, err, c.want)
+		}
+	}
+	if imgs := e.list(ctx); len(imgs) != 0 {
+		t.Fatalf("refused pulls stored %v", imgs)
+	}
+
+	for _, c := range []struct {
+		name  string
+		auth  *runtimeapi.AuthConfig
+		grant string // the token server's grant it takes; "" for none
+	}{
+		{"username and password", &runtimeapi.AuthConfig{Username: "kube", Password: "s3cret"}, registry.GrantBasic},
+		{"auth (base64 user:password)", &runtimeapi.AuthConfig{Auth: base64.StdEncoding.EncodeToString([]byte("kube:s3cret"))}, registry.GrantBasic},
+		{"identity token", &runtimeapi.AuthConfig{IdentityToken: reg.RefreshToken()}, registry.GrantRefresh},
+		{"registry token", &runtimeapi.AuthConfig{RegistryToken: token}, ""},
+	} {
+		before := reg.TokenGrants()
+		id, err := e.pull(ctx, ref, c.auth)
+		if err != nil {
+			t.Errorf("pull with %s: %v", c.name, err)
+			continue
+		}
+		after := reg.TokenGrants()
+		for _, g := range []string{registry.GrantBasic, registry.GrantPassword, registry.GrantRefresh, registry.GrantAnonymous} {
+			if took := after[g] > before[g]; took != (g == c.grant) {
+				t.Errorf("pull with %s: token grants %v before, %v after; want a new %q grant only", c.name, before, after, c.grant)
+				break
+			}
+		}
+		_, err = e.images.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: id}})
+		must(t, err)
+	}
+}
+
 // Without kubelet credentials, the configured auth file is used.
 func TestAuthFile(t *testing.T) {
 	reg := startRegistry(t, registry.Options{Images: []string{"busybox"}, User: "kube", Password: "s3cret"})

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -39,6 +40,10 @@ type Options struct {
 	// User and Password, when User is set, protect the registry with basic auth (bcrypt htpasswd);
 	// anonymous requests are refused. The images are pushed with these credentials.
 	User, Password string
+	// Token, with User, protects the registry with token auth instead, as Docker Hub, GHCR or
+	// Quay do: a token server in this process issues signed JWTs for User and Password and for
+	// RefreshToken (an identity token); an anonymous client gets a token without access.
+	Token bool
 	// ConfigDir receives registries.conf and policy.json; default: the registry's own directory.
 	ConfigDir string
 	// ImagesDir is the directory of the OCI layouts; default: $FLOTILLA_TEST_IMAGES or
@@ -67,6 +72,7 @@ type Registry struct {
 	Images []Image
 
 	opts    Options
+	tokens  *tokenServer
 	cmd     *exec.Cmd
 	done    chan struct{}
 	stopped sync.Once
@@ -186,6 +192,7 @@ func Start(dir string, opts Options) (*Registry, error) {
 	}
 	r := &Registry{Dir: dir, Images: selected, opts: opts}
 	if err := r.start(); err != nil {
+		r.tokens.close()
 		os.RemoveAll(dir)
 		return nil, err
 	}
@@ -284,6 +291,19 @@ func (r *Registry) start() error {
 			return err
 		}
 		auth = fmt.Sprintf("auth:\n  htpasswd:\n    realm: flotilla-test\n    path: %s\n", htpasswd)
+	}
+	if r.opts.User != "" && r.opts.Token {
+		ts, err := newTokenServer(r.opts.User, r.opts.Password)
+		if err != nil {
+			return fmt.Errorf("registry: token server: %w", err)
+		}
+		r.tokens = ts
+		bundle := filepath.Join(r.Dir, "token-cert.pem")
+		if err := ts.writeCert(bundle); err != nil {
+			return err
+		}
+		auth = fmt.Sprintf("auth:\n  token:\n    realm: %s\n    service: %s\n    issuer: %s\n    rootcertbundle: %s\n",
+			ts.realm(), tokenService, tokenIssuer, bundle)
 	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
@@ -387,6 +407,7 @@ func (r *Registry) kill() {
 func (r *Registry) Stop() error {
 	r.stopped.Do(func() {
 		r.kill()
+		r.tokens.close()
 		if r.opts.ConfigDir != "" {
 			os.Remove(r.RegistriesConf)
 			os.Remove(r.PolicyJSON)
@@ -394,6 +415,43 @@ func (r *Registry) Stop() error {
 		r.stopErr = os.RemoveAll(r.Dir)
 	})
 	return r.stopErr
+}
+
+// TokenRealm is the token server's URL when the registry uses token auth (Options.Token), else "".
+func (r *Registry) TokenRealm() string {
+	if r.tokens == nil {
+		return ""
+	}
+	return r.tokens.realm()
+}
+
+// RefreshToken is the refresh token the token server accepts (what a kubelet sends as
+// identity_token, and what `docker login` stores), "" without token auth.
+func (r *Registry) RefreshToken() string {
+	if r.tokens == nil {
+		return ""
+	}
+	return r.tokens.refresh
+}
+
+// TokenGrants counts the tokens issued so far by grant (GrantBasic, GrantPassword, GrantRefresh,
+// GrantAnonymous); nil without token auth.
+func (r *Registry) TokenGrants() map[string]int {
+	if r.tokens == nil {
+		return nil
+	}
+	r.tokens.mu.Lock()
+	defer r.tokens.mu.Unlock()
+	return maps.Clone(r.tokens.grants)
+}
+
+// RegistryToken returns a token for pulling repository repo of the local registry (e.g.
+// "docker.io/library/busybox"), as a kubelet's registry_token; it fails without token auth.
+func (r *Registry) RegistryToken(repo string) (string, error) {
+	if r.tokens == nil {
+		return "", errors.New("registry: no token auth (Options.Token)")
+	}
+	return r.tokens.sign([]tokenAccess{{Type: "repository", Name: repo, Actions: []string{"pull"}}})
 }
 
 // RegistriesConfText is the registries.conf (v2) content that mirrors the upstream registries to

@@ -132,6 +132,77 @@ func TestBasicAuth(t *testing.T) {
 	}
 }
 
+// Token auth as Docker Hub does it: the registry sends clients to the token server, which gives a
+// token with access only for the credentials, and the registry honours only its own server's tokens
+// for the repository they name.
+func TestTokenAuth(t *testing.T) {
+	r := StartT(t, Options{Images: []string{"busybox"}, User: "flotilla", Password: "s3cret-pw", Token: true})
+	const repo = "registry.k8s.io/e2e-test-images/busybox"
+	ref := "docker://" + r.Local(repo+":1.29-2")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	resp, err := http.Get("http://" + r.Addr + "/v2/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if ch := resp.Header.Get("Www-Authenticate"); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(ch, `Bearer realm="`+r.TokenRealm()+`"`) {
+		t.Fatalf("GET /v2/ without a token: %d %q, want 401 with a Bearer challenge for %s", resp.StatusCode, ch, r.TokenRealm())
+	}
+	if out, err := r.Skopeo(ctx, "inspect", "--tls-verify=false", "--no-creds", ref); err == nil {
+		t.Fatalf("anonymous inspect of %s succeeded: %s", ref, out)
+	}
+	if _, err := r.Skopeo(ctx, "inspect", "--tls-verify=false", "--creds", "flotilla:wrong", ref); err == nil {
+		t.Errorf("inspect with a wrong password succeeded")
+	}
+	if _, err := r.Skopeo(ctx, "inspect", "--tls-verify=false", "--creds", "flotilla:s3cret-pw", ref); err != nil {
+		t.Errorf("inspect with the credentials: %v", err)
+	}
+	if g := r.TokenGrants(); g[GrantAnonymous] == 0 || g[GrantBasic] == 0 {
+		t.Errorf("token grants %v: want anonymous and basic ones", g)
+	}
+
+	manifest := func(repo, token string) int {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.Addr+"/v2/"+repo+"/manifests/1.29-2", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Accept", "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	tok, err := r.RegistryToken(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := manifest(repo, tok); code != http.StatusOK {
+		t.Errorf("manifest with a registry token: HTTP %d", code)
+	}
+	other, err := r.RegistryToken("docker.io/library/other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := manifest(repo, other); code != http.StatusUnauthorized {
+		t.Errorf("manifest with a token for another repository: HTTP %d, want 401", code)
+	}
+	// Signed by another key: a token server the registry does not trust.
+	forged, err := newTokenServer("flotilla", "s3cret-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged.close()
+	bad, err := forged.sign([]tokenAccess{{Type: "repository", Name: repo, Actions: []string{"pull"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := manifest(repo, bad); code != http.StatusUnauthorized {
+		t.Errorf("manifest with a token of an untrusted signer: HTTP %d, want 401", code)
+	}
+}
+
 func TestUnknownImageRefused(t *testing.T) {
 	dir := t.TempDir()
 	_, err := Start(filepath.Join(dir, "reg"), Options{Images: []string{"no-such-image"}})

@@ -5,6 +5,8 @@
 //	registry: 127.0.0.1:PORT
 //	registries-conf: /path/registries.conf
 //	policy: /path/policy.json
+//	token-realm: http://127.0.0.1:PORT/token   (with -token)
+//	refresh-token: HEX                          (with -token: an identity token it accepts)
 //	ready
 //
 // Used by hack/critest.sh and hack/bench.sh; on a signal it stops the registry and removes -dir.
@@ -29,9 +31,10 @@ func main() {
 	imagesDir := flag.String("images-dir", "", "directory of the OCI layouts (default: build into .tools/images)")
 	user := flag.String("user", "", "require basic auth with this user")
 	password := flag.String("password", "", "password of -user")
+	token := flag.Bool("token", false, "with -user: token auth as Docker Hub does it, from a token server in this process, instead of basic auth")
 	flag.Parse()
-	if *dir == "" || flag.NArg() != 0 {
-		fmt.Fprintln(os.Stderr, "usage: test-registry -dir DIR [-config-dir DIR] [-images a,b|all] [-user U -password P]")
+	if *dir == "" || flag.NArg() != 0 || (*token && *user == "") {
+		fmt.Fprintln(os.Stderr, "usage: test-registry -dir DIR [-config-dir DIR] [-images a,b|all] [-user U -password P [-token]]")
 		os.Exit(2)
 	}
 	abs, err := filepath.Abs(*dir)
@@ -39,7 +42,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "test-registry:", err)
 		os.Exit(1)
 	}
-	opts := registry.Options{ConfigDir: *configDir, ImagesDir: *imagesDir, User: *user, Password: *password}
+	opts := registry.Options{ConfigDir: *configDir, ImagesDir: *imagesDir, User: *user, Password: *password, Token: *token}
 	switch *images {
 	case "":
 	case "all":
@@ -55,7 +58,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "test-registry:", err)
 		os.Exit(1)
 	}
-	fmt.Printf("registry: %s\nregistries-conf: %s\npolicy: %s\nready\n", r.Addr, r.RegistriesConf, r.PolicyJSON)
+	fmt.Printf("registry: %s\nregistries-conf: %s\npolicy: %s\n", r.Addr, r.RegistriesConf, r.PolicyJSON)
+	if *token {
+		fmt.Printf("token-realm: %s\nrefresh-token: %s\n", r.TokenRealm(), r.RefreshToken())
+	}
+	fmt.Println("ready")
 	<-sigs
 	if err := r.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "test-registry: stop:", err)
