@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -71,7 +72,15 @@ int rt_spawn(struct rcall *rc, const char *cmd, const char *const *args, int in,
 	posix_spawnattr_setsigdefault(&at, &def);
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 	pid_t pid;
+	// The runtime runs with the usual umask 022, not the shim's own 077:
+	// `runc create` makes the mount points missing in the image with it
+	// (MkdirAll 0755), and with 077 a directory such as /mnt of a mount at
+	// /mnt/x, or /var/run/secrets of the service account token's, would be
+	// 0700, closed to a container that does not run as root. The shim is
+	// single-threaded, so the umask is its own again before anything else.
+	mode_t mask = umask(022);
 	int e = posix_spawn(&pid, cfg.runtime_fd >= 0 ? cfg.runtime_exec : cfg.runtime, &fa, &at, (char *const *)argv, environ);
+	umask(mask);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
 	if (null >= 0)
