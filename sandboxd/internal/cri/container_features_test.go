@@ -150,3 +150,34 @@ func TestAttachStdin(t *testing.T) {
 		t.Fatalf("after attach: exit %d", st.ExitCode)
 	}
 }
+
+// The directories the runtime makes for a mount the image has no place for
+// are open to every user, as the service account token's
+// /var/run/secrets/kubernetes.io/serviceaccount must be for a container that
+// does not run as root (the shim's own umask 077 once made them 0700).
+func TestMountPointsOpenToNonRootUser(t *testing.T) {
+	e := newEnv(t)
+	podID, pcfg := e.podWithLogs("nonroot")
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "token"), []byte("secret"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := ctrConfig("nonroot", "sleep", "1000")
+	cfg.Linux.SecurityContext.RunAsUser = &runtimeapi.Int64Value{Value: 1000}
+	cfg.Mounts = []*runtimeapi.Mount{{ContainerPath: "/not/in/image/serviceaccount", HostPath: host, Readonly: true}}
+	id := e.create(podID, pcfg, cfg)
+	e.startCtr(id)
+	if out, code := e.execSync(id, "cat", "/not/in/image/serviceaccount/token"); code != 0 || out != "secret" {
+		t.Errorf("uid 1000 reading the mounted file: %q, exit %d", out, code)
+	}
+	out, _ := e.execSync(id, "ls", "-ld", "/not", "/not/in", "/not/in/image")
+	if lines := strings.Split(out, "\n"); len(lines) != 3 {
+		t.Errorf("ls -ld of the made directories: %q", out)
+	} else {
+		for _, l := range lines {
+			if !strings.HasPrefix(l, "drwxr-xr-x") {
+				t.Errorf("made directory %q, want mode 755", l)
+			}
+		}
+	}
+}
