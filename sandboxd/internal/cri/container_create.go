@@ -30,6 +30,9 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 	if cfg.GetImage().GetImage() == "" {
 		return nil, fmt.Errorf("container image is empty: %w", errdefs.ErrInvalidArgument)
 	}
+	if err := checkImageVolumes(cfg.GetMounts()); err != nil {
+		return nil, err
+	}
 	p, err := s.lookupPod(req.GetPodSandboxId())
 	if err != nil {
 		return nil, fmt.Errorf("create container: %w", err)
@@ -120,10 +123,15 @@ func (s *Service) createContainer(ctx context.Context, p *sandbox, cfg *runtimea
 	if err != nil {
 		return nil, err
 	}
-	if err := createHostPaths(cfg.GetMounts()); err != nil {
+	// specCfg has the image volumes as bind mounts, keptCfg their image ids.
+	specCfg, keptCfg, err := s.mountImageVolumes(ctx, id, pod.ID, cfg, &cleanups)
+	if err != nil {
 		return nil, err
 	}
-	spec, err := s.buildSpec(p, &pod, id, cfg, img, rootfs, infra)
+	if err := createHostPaths(specCfg.GetMounts()); err != nil {
+		return nil, err
+	}
+	spec, err := s.buildSpec(p, &pod, id, specCfg, img, rootfs, infra)
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +171,7 @@ func (s *Service) createContainer(ctx context.Context, p *sandbox, cfg *runtimea
 		ImageID: created.GetImage().GetId(), ImageRef: imageRef(created.GetImage()), LogPath: logPath,
 		Bundle: bundle, Infra: infra, StopSignal: img.StopSignal, NameKey: ctrKey(pod.ID, cfg),
 		UID: spec.Process.User.UID, GID: spec.Process.User.GID, Groups: spec.Process.User.AdditionalGids}
-	rec.Config, _ = marshal(cfg)
+	rec.Config, _ = marshal(keptCfg)
 	if r := cfg.GetLinux().GetResources(); r != nil {
 		rec.Resources, _ = marshal(r)
 	}
@@ -171,7 +179,7 @@ func (s *Service) createContainer(ctx context.Context, p *sandbox, cfg *runtimea
 		return nil, err
 	}
 	ph.Mark("store")
-	c := newContainer(rec, cfg, sh)
+	c := newContainer(rec, keptCfg, sh)
 	s.mu.Lock()
 	s.ctrs[id] = c
 	s.mu.Unlock()
@@ -313,9 +321,6 @@ func ctrKey(podID string, cfg *runtimeapi.ContainerConfig) string {
 func createHostPaths(mounts []*runtimeapi.Mount) error {
 	for _, m := range mounts {
 		src := m.GetHostPath()
-		if m.GetImage().GetImage() != "" {
-			return fmt.Errorf("mount %q: image volumes are not supported yet: %w", m.GetContainerPath(), errdefs.ErrNotImplemented)
-		}
 		if !filepath.IsAbs(src) {
 			return fmt.Errorf("mount host_path %q is not absolute: %w", src, errdefs.ErrInvalidArgument)
 		}

@@ -64,6 +64,9 @@ func (s *Service) removeContainer(ctx context.Context, c *container) error {
 			return fmt.Errorf("remove rootfs: %w", err)
 		}
 	}
+	if err := s.removeImageVolumes(ctx, snap.ID, c.cfg.GetMounts()); err != nil {
+		return err
+	}
 	if err := os.RemoveAll(snap.Bundle); err != nil {
 		return err
 	}

@@ -385,19 +385,44 @@ func TestShimGoneAfterRestart(t *testing.T) {
 	}
 }
 
-// Image volumes are not supported yet: CreateContainer says so with
-// Unimplemented (critest then skips its image-volume specs) and creates
-// nothing.
-func TestImageVolumeMountIsUnimplemented(t *testing.T) {
-	e := newEnv(t)
-	podID, pcfg := e.podWithLogs("imgvol")
-	cfg := ctrConfig("imgvol", "true")
-	cfg.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", Image: &runtimeapi.ImageSpec{Image: "busybox"}}}
-	_, err := e.svc.CreateContainer(context.Background(), &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: cfg, SandboxConfig: pcfg})
-	if !errdefs.IsNotImplemented(err) {
-		t.Fatalf("want not implemented, got %v", err)
+// The layers of image volumes are told from containers' own by their ids,
+// so reconciliation keeps those of known containers and removes the rest.
+func TestVolumeOwner(t *testing.T) {
+	id := strings.Repeat("ab", 32)
+	for in, want := range map[string]string{
+		volumeRootfsID(id, 0): id, volumeRootfsID(id, 12): id,
+		id: "", id + "-v": "", id + "-vx": "", id + "-v01": "", id + "-v-1": "", "-v0": "",
+	} {
+		if got := volumeOwner(in); got != want {
+			t.Errorf("volumeOwner(%q) = %q, want %q", in, got, want)
+		}
 	}
-	if list := e.svc.listContainers(nil); len(list) != 0 {
-		t.Fatalf("containers left after a refused create: %v", list)
+}
+
+func TestCheckImageVolumes(t *testing.T) {
+	img := &runtimeapi.ImageSpec{Image: "busybox"}
+	ok := []*runtimeapi.Mount{
+		{ContainerPath: "/data", HostPath: "/srv"},
+		{ContainerPath: "/img", Readonly: true, Image: img},
+		{ContainerPath: "/etc2", Readonly: true, Image: img, ImageSubPath: "etc"},
+		{ContainerPath: "/deep", Readonly: true, Image: img, ImageSubPath: "usr/share/..x/y"},
+	}
+	if err := checkImageVolumes(ok); err != nil {
+		t.Errorf("valid mounts refused: %v", err)
+	}
+	for _, m := range []*runtimeapi.Mount{
+		{ContainerPath: "/img", Image: img},
+		{ContainerPath: "/img", Readonly: true, Image: img, HostPath: "/srv"},
+		{ContainerPath: "img", Readonly: true, Image: img},
+		{ContainerPath: "/img", Readonly: true, Image: img, ImageSubPath: "/etc"},
+		{ContainerPath: "/img", Readonly: true, Image: img, ImageSubPath: ".."},
+		{ContainerPath: "/img", Readonly: true, Image: img, ImageSubPath: "../etc"},
+		{ContainerPath: "/img", Readonly: true, Image: img, ImageSubPath: "etc/../../x"},
+		{ContainerPath: "/img", Readonly: true, Image: img, ImageSubPath: "etc/.."},
+		{ContainerPath: "/data", HostPath: "/srv", ImageSubPath: "etc"},
+	} {
+		if err := checkImageVolumes([]*runtimeapi.Mount{m}); !errdefs.IsInvalidArgument(err) {
+			t.Errorf("%v: %v, want invalid argument", m, err)
+		}
 	}
 }

@@ -11,10 +11,13 @@ import (
 	"time"
 
 	"flotilla.dev/lib/bus"
+	flog "flotilla.dev/lib/log"
 	"flotilla.dev/lib/testutil/registry"
 	imagev1 "flotilla.dev/proto/image/v1"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -132,5 +135,124 @@ func TestRealImagesWithImaged(t *testing.T) {
 	list, err := rootfs.ListRootfs(ctx, &imagev1.ListRootfsRequest{})
 	if err != nil || len(list.Rootfs) != 0 {
 		t.Fatalf("container layers left: %v %v", list, err)
+	}
+}
+
+// TestImageVolumesWithImaged mounts images as volumes (Kubernetes'
+// ImageVolume): the whole image and a sub-path of it, read-only but
+// executable, reported in ContainerStatus with the image id; kept across a
+// sandboxd restart; refused with InvalidArgument or NotFound, leaving
+// nothing, when writable, escaping, missing or of an unknown image; and
+// removed with the container.
+func TestImageVolumesWithImaged(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	rootfs, images := startImaged(t, "busybox")
+	e := newEnvReal(t, nil, rootfs)
+	e.images = images
+	e.stop()
+	e.start()
+	ctx := context.Background()
+	img, err := images.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: "busybox"}})
+	if err != nil || img.GetImage().GetId() == "" {
+		t.Fatalf("image status: %v %v", img, err)
+	}
+	imageID := img.GetImage().GetId()
+	pcfg := podConfig("vol")
+	pcfg.LogDirectory = t.TempDir()
+	podID := e.runPod(pcfg)
+	layers := func() []string {
+		list, err := rootfs.ListRootfs(ctx, &imagev1.ListRootfsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, r := range list.GetRootfs() {
+			ids = append(ids, r.GetContainerId())
+		}
+		return ids
+	}
+	volume := func(path, sub string) *runtimeapi.Mount {
+		return &runtimeapi.Mount{ContainerPath: path, Readonly: true, Image: &runtimeapi.ImageSpec{Image: "busybox"}, ImageSubPath: sub}
+	}
+
+	// Refused, changing nothing.
+	for _, c := range []struct {
+		name  string
+		mount *runtimeapi.Mount
+		want  codes.Code // what the kubelet gets
+	}{
+		{"writable", &runtimeapi.Mount{ContainerPath: "/mnt/w", Image: &runtimeapi.ImageSpec{Image: "busybox"}}, codes.InvalidArgument},
+		{"escaping sub-path", volume("/mnt/x", "../../etc"), codes.InvalidArgument},
+		{"absolute sub-path", volume("/mnt/x", "/etc"), codes.InvalidArgument},
+		{"missing sub-path", volume("/mnt/x", "not-existing"), codes.InvalidArgument},
+		{"unknown image", &runtimeapi.Mount{ContainerPath: "/mnt/x", Readonly: true, Image: &runtimeapi.ImageSpec{Image: "docker.io/library/nope:1"}}, codes.NotFound},
+	} {
+		cfg := ctrConfig("bad-"+strings.ReplaceAll(c.name, " ", "-"), "true")
+		cfg.Image.Image = "busybox"
+		cfg.Mounts = []*runtimeapi.Mount{c.mount}
+		_, err := e.svc.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: cfg, SandboxConfig: pcfg})
+		if code := status.Code(flog.ToStatus(err)); code != c.want {
+			t.Errorf("%s image volume: %v, want %v", c.name, err, c.want)
+		}
+	}
+	if n, l := len(e.svc.listContainers(nil)), layers(); n != 0 || len(l) != 0 {
+		t.Fatalf("after refused creates: %d containers, layers %v", n, l)
+	}
+
+	cfg := ctrConfig("vol", "sleep", "1000")
+	cfg.Image.Image = "busybox"
+	cfg.Mounts = []*runtimeapi.Mount{volume("/mnt/image", ""), volume("/mnt/etc", "etc")}
+	id := e.create(podID, pcfg, cfg)
+	e.startCtr(id)
+	if l := layers(); len(l) != 3 {
+		t.Errorf("layers %v: want the container's and two image volumes'", l)
+	}
+	check := func(when string) {
+		t.Helper()
+		if _, code := e.execSync(id, "ls", "/mnt/image/bin/sh"); code != 0 {
+			t.Errorf("%s: the image is not at /mnt/image", when)
+		}
+		if out, code := e.execSync(id, "/mnt/image/bin/busybox", "echo", "ran"); code != 0 || out != "ran" {
+			t.Errorf("%s: running a binary of the image volume: %q, exit %d", when, out, code)
+		}
+		if out, _ := e.execSync(id, "grep", "^www-data:", "/mnt/etc/passwd"); !strings.HasPrefix(out, "www-data:") {
+			t.Errorf("%s: the sub-path etc is not at /mnt/etc: %q", when, out)
+		}
+		if _, code := e.execSync(id, "ls", "/mnt/etc/etc"); code == 0 {
+			t.Errorf("%s: /mnt/etc holds the whole image, not its sub-path", when)
+		}
+		if _, code := e.execSync(id, "touch", "/mnt/image/written"); code == 0 {
+			t.Errorf("%s: the image volume is writable", when)
+		}
+	}
+	check("started")
+	var found int
+	for _, m := range e.status(id).GetMounts() {
+		if strings.HasPrefix(m.GetContainerPath(), "/mnt/") {
+			found++
+			if m.GetImage().GetImage() != "busybox" || m.GetImage().GetImageRef() != imageID {
+				t.Errorf("status mount %s: image %v, want busybox with image_ref %s", m.GetContainerPath(), m.GetImage(), imageID)
+			}
+		}
+	}
+	if found != 2 {
+		t.Errorf("status lists %d image volumes, want 2", found)
+	}
+
+	// A restart of sandboxd keeps the volumes of the container it recovers.
+	e.stop()
+	e.start()
+	if l := layers(); len(l) != 3 {
+		t.Errorf("layers after a restart %v", l)
+	}
+	check("after a restart")
+
+	if _, err := e.svc.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
+		t.Fatal(err)
+	}
+	if l := layers(); len(l) != 0 {
+		t.Fatalf("layers left after removing the pod: %v", l)
 	}
 }

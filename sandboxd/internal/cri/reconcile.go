@@ -84,7 +84,11 @@ func (s *Service) reconcile(ctx context.Context) {
 			return
 		}
 		for _, r := range list.GetRootfs() {
-			if !ctrs[r.GetContainerId()] {
+			owner := r.GetContainerId()
+			if o := volumeOwner(owner); o != "" { // an image volume's layer
+				owner = o
+			}
+			if !ctrs[owner] {
 				s.removeRootfs(ctx, r.GetContainerId())
 			}
 		}

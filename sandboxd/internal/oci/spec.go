@@ -428,7 +428,8 @@ func mounts(s *specs.Spec, in Input, privileged bool) error {
 	for _, m := range cri {
 		dst, src := m.GetContainerPath(), m.GetHostPath()
 		if m.GetImage().GetImage() != "" {
-			return fmt.Errorf("mount %q: image volumes are not supported yet: %w", dst, errdefs.ErrNotImplemented)
+			// sandboxd turns image volumes into bind mounts of their layers first.
+			return fmt.Errorf("mount %q: image volume not mounted: %w", dst, errdefs.ErrInternal)
 		}
 		if !path.IsAbs(dst) {
 			return invalid("mount container_path %q is not absolute", dst)
