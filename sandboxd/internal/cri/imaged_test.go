@@ -62,6 +62,18 @@ signature_policy = %q
 	return imagev1.NewRootfsServiceClient(conn), imgs
 }
 
+// newEnvImaged is an env on a real imaged holding busybox, whose image
+// service sandboxd uses (it pulls the pause image through it).
+func newEnvImaged(t *testing.T) (*env, imagev1.RootfsServiceClient, runtimeapi.ImageServiceClient) {
+	t.Helper()
+	rootfs, images := startImaged(t, "busybox")
+	e := newEnvReal(t, nil, rootfs)
+	e.images = images
+	e.stop() // started again with the image service
+	e.start()
+	return e, rootfs, images
+}
+
 func mountsUnder(dir string) []string {
 	data, _ := os.ReadFile("/proc/self/mountinfo")
 	var out []string
@@ -82,11 +94,7 @@ func TestRealImagesWithImaged(t *testing.T) {
 		t.Skip("needs root")
 	}
 	// The pause image is not pulled: sandboxd pulls it through imaged.
-	rootfs, images := startImaged(t, "busybox")
-	e := newEnvReal(t, nil, rootfs)
-	e.images = images
-	e.stop()
-	e.start()
+	e, rootfs, _ := newEnvImaged(t)
 	ctx := context.Background()
 	pcfg := podConfig("real")
 	pcfg.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
@@ -148,11 +156,7 @@ func TestImageVolumesWithImaged(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
-	rootfs, images := startImaged(t, "busybox")
-	e := newEnvReal(t, nil, rootfs)
-	e.images = images
-	e.stop()
-	e.start()
+	e, rootfs, images := newEnvImaged(t)
 	ctx := context.Background()
 	img, err := images.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: "busybox"}})
 	if err != nil || img.GetImage().GetId() == "" {
