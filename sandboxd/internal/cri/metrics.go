@@ -172,8 +172,10 @@ func (s *Service) podMetrics(p *sandbox, wl map[string]*runtimeapi.FilesystemUsa
 		}
 		out.ContainerMetrics = append(out.ContainerMetrics, &runtimeapi.ContainerMetrics{ContainerId: cr.ID, Metrics: m.out})
 	}
-	// The pod's network: its interfaces seen from any of its processes.
-	if pid != 0 {
+	// The pod's network: its interfaces seen from any of its processes; a
+	// pod on the node's network has none of its own.
+	hostNet := p.cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetNetwork() == runtimeapi.NamespaceMode_NODE
+	if pid != 0 && !hostNet {
 		m := &metricSet{now: time.Now().UnixNano(), labels: []string{"POD", r.ID, "", md.GetName(), md.GetNamespace(), md.GetName()}}
 		networkMetrics(m, pid)
 		out.Metrics = m.out

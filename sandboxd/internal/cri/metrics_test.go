@@ -43,14 +43,32 @@ func TestPodSandboxMetrics(t *testing.T) {
 		t.Fatal("exec")
 	}
 
+	// A pod on the node's network reports its container, not the node's interfaces.
+	hcfg := podConfig("metrics-hostnet")
+	hcfg.LogDirectory = t.TempDir()
+	hcfg.Linux.SecurityContext.NamespaceOptions.Network = runtimeapi.NamespaceMode_NODE
+	hostPod := e.runPod(hcfg)
+	e.startCtr(e.create(hostPod, hcfg, ctrConfig("on-host", "sleep", "1000")))
+
 	resp, err := e.svc.ListPodSandboxMetrics(ctx, &runtimeapi.ListPodSandboxMetricsRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(resp.GetPodMetrics()) != 1 || resp.GetPodMetrics()[0].GetPodSandboxId() != podID {
+	var pm, hm *runtimeapi.PodSandboxMetrics
+	for _, m := range resp.GetPodMetrics() {
+		switch m.GetPodSandboxId() {
+		case podID:
+			pm = m
+		case hostPod:
+			hm = m
+		}
+	}
+	if len(resp.GetPodMetrics()) != 2 || pm == nil || hm == nil {
 		t.Fatalf("pod metrics %v", resp.GetPodMetrics())
 	}
-	pm := resp.GetPodMetrics()[0]
+	if len(hm.GetMetrics()) != 0 || len(hm.GetContainerMetrics()) != 1 {
+		t.Errorf("host network pod: %d pod metrics (want none), %d containers' (want 1)", len(hm.GetMetrics()), len(hm.GetContainerMetrics()))
+	}
 	if len(pm.GetContainerMetrics()) != 1 || pm.GetContainerMetrics()[0].GetContainerId() != id {
 		t.Fatalf("container metrics of %v, want only the running %s (not %s)", pm.GetContainerMetrics(), id, idle)
 	}
