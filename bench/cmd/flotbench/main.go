@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -28,9 +30,16 @@ import (
 	"flotilla.dev/netd/conflist"
 )
 
-// defaultCNIBin is where hack/deps installs the CNI plugins in this
-// repository's checkout; hack/bench.sh always passes --cni-bin.
-const defaultCNIBin = "/work/main/.tools/cni"
+// defaultCNIBin is where hack/deps installs the CNI plugins: .tools/cni of
+// the checkout flotbench was built from (hack/bench.sh always passes
+// --cni-bin).
+var defaultCNIBin = func() string {
+	_, file, _, ok := runtime.Caller(0) // <repo>/bench/cmd/flotbench/main.go
+	if !ok {
+		return ".tools/cni"
+	}
+	return filepath.Join(filepath.Dir(file), "..", "..", "..", ".tools", "cni")
+}()
 
 func main() {
 	if len(os.Args) < 2 {
