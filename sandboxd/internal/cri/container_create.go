@@ -33,6 +33,12 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 	if err := checkImageVolumes(cfg.GetMounts()); err != nil {
 		return nil, err
 	}
+	if err := checkMountFeatures(cfg.GetMounts()); err != nil {
+		return nil, err
+	}
+	if err := checkUserns(cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()); err != nil {
+		return nil, err
+	}
 	p, err := s.lookupPod(req.GetPodSandboxId())
 	if err != nil {
 		return nil, fmt.Errorf("create container: %w", err)

@@ -181,3 +181,78 @@ func TestMountPointsOpenToNonRootUser(t *testing.T) {
 		}
 	}
 }
+
+// Status tells the kubelet what the runtime supports; requests for what it
+// does not are refused, not half done; mount options are applied.
+func TestRuntimeFeatures(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	st, err := e.svc.Status(ctx, &runtimeapi.StatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := st.GetFeatures(); !f.GetSupplementalGroupsPolicy() || !f.GetMountOptions() {
+		t.Errorf("runtime features %v", f)
+	}
+	names := map[string]bool{}
+	for _, h := range st.GetRuntimeHandlers() {
+		names[h.GetName()] = true
+		if h.GetFeatures().GetUserNamespaces() || h.GetFeatures().GetRecursiveReadOnlyMounts() {
+			t.Errorf("handler %q claims %v", h.GetName(), h.GetFeatures())
+		}
+	}
+	for _, h := range append([]string{""}, e.cfg.Handlers()...) {
+		if !names[h] {
+			t.Errorf("handler %q not in Status: %v", h, st.GetRuntimeHandlers())
+		}
+	}
+
+	// A pod in a user namespace of its own is refused; the node's is the default.
+	userns := podConfig("userns")
+	userns.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD,
+		Uids: []*runtimeapi.IDMapping{{HostId: 100000, ContainerId: 0, Length: 65536}}, Gids: []*runtimeapi.IDMapping{{HostId: 100000, ContainerId: 0, Length: 65536}}}
+	if _, err := e.svc.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: userns}); !errdefs.IsNotImplemented(err) {
+		t.Errorf("pod with its own user namespace: %v, want not implemented", err)
+	}
+	if n := len(e.svc.listPods(nil)); n != 0 {
+		t.Fatalf("%d pods after a refused one", n)
+	}
+	podID, pcfg := e.podWithLogs("features")
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "run"), []byte("#!/bin/sh\necho ran\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, m := range map[string]*runtimeapi.Mount{
+		"id-mapped":           {ContainerPath: "/data", HostPath: host, UidMappings: []*runtimeapi.IDMapping{{HostId: 1000, Length: 1}}},
+		"recursive read-only": {ContainerPath: "/data", HostPath: host, Readonly: true, RecursiveReadOnly: true},
+	} {
+		cfg := ctrConfig("refused", "true")
+		cfg.Mounts = []*runtimeapi.Mount{m}
+		if _, err := e.svc.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: cfg, SandboxConfig: pcfg}); !errdefs.IsNotImplemented(err) {
+			t.Errorf("%s mount: %v, want not implemented", name, err)
+		}
+	}
+	bad := ctrConfig("bad-option", "true")
+	bad.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: host, MountOptions: []string{"noexec", "suid"}}}
+	if _, err := e.svc.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: bad, SandboxConfig: pcfg}); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("unknown mount option: %v, want invalid argument", err)
+	}
+	if n := len(e.svc.listContainers(nil)); n != 0 {
+		t.Fatalf("%d containers after refused creates", n)
+	}
+
+	cfg := ctrConfig("options", "sleep", "1000")
+	cfg.Mounts = []*runtimeapi.Mount{{ContainerPath: "/noexec", HostPath: host, MountOptions: []string{"noexec", "nosuid", "nodev"}},
+		{ContainerPath: "/exec", HostPath: host}}
+	id := e.create(podID, pcfg, cfg)
+	e.startCtr(id)
+	if out, code := e.execSync(id, "/exec/run"); code != 0 || out != "ran" {
+		t.Errorf("running from a plain bind mount: %q, exit %d", out, code)
+	}
+	if _, code := e.execSync(id, "sh", "-c", "/noexec/run"); code == 0 {
+		t.Error("a binary ran from a noexec mount")
+	}
+	if out, _ := e.execSync(id, "grep", " /noexec ", "/proc/self/mounts"); !strings.Contains(out, "nosuid") || !strings.Contains(out, "nodev") || !strings.Contains(out, "noexec") {
+		t.Errorf("/noexec mounted %q", out)
+	}
+}

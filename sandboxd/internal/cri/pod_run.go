@@ -76,6 +76,9 @@ func (s *Service) validatePod(cfg *runtimeapi.PodSandboxConfig, handler string) 
 	if ns.GetPid() == runtimeapi.NamespaceMode_TARGET {
 		return fmt.Errorf("pod PID namespace mode TARGET is only valid for containers: %w", errdefs.ErrInvalidArgument)
 	}
+	if err := checkUserns(ns); err != nil {
+		return err
+	}
 	if cfg.GetLogDirectory() != "" && !filepath.IsAbs(cfg.GetLogDirectory()) {
 		return fmt.Errorf("log_directory %q is not absolute: %w", cfg.GetLogDirectory(), errdefs.ErrInvalidArgument)
 	}

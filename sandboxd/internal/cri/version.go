@@ -13,9 +13,10 @@ func (s *Service) Version(context.Context, *runtimeapi.VersionRequest) (*runtime
 	return &runtimeapi.VersionResponse{Version: "0.1.0", RuntimeName: "flotilla", RuntimeVersion: version.Version, RuntimeApiVersion: version.CRIVersion}, nil
 }
 
-// Status reports RuntimeReady (criproxy adds NetworkReady from netd).
+// Status reports RuntimeReady (criproxy adds NetworkReady from netd), the
+// runtime handlers with their features, and the runtime's features.
 func (s *Service) Status(context.Context, *runtimeapi.StatusRequest) (*runtimeapi.StatusResponse, error) {
 	return &runtimeapi.StatusResponse{Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{
 		{Type: runtimeapi.RuntimeReady, Status: true},
-	}}}, nil
+	}}, RuntimeHandlers: s.runtimeHandlers(), Features: runtimeFeatures()}, nil
 }

@@ -457,6 +457,7 @@ func mounts(s *specs.Spec, in Input, privileged bool) error {
 		} else {
 			opts = append(opts, "rw")
 		}
+		opts = append(opts, m.GetMountOptions()...) // noexec, nodev, nosuid (sandboxd checks them)
 		// A CRI mount replaces a default one at the same destination.
 		dst = path.Clean(dst)
 		kept := ms[:0]
