@@ -328,6 +328,8 @@ int main(int argc, char **argv)
 {
 	if (argc == 2 && !strcmp(argv[1], "exec"))
 		return exec_main();
+	if (argc >= 3 && !strcmp(argv[1], "rro"))
+		return rro_main(argc - 2, argv + 2);
 	// fd 3 is the sync pipe: never let it reach the runtime or the container
 	if (fcntl(sync_fd, F_SETFD, FD_CLOEXEC) < 0)
 		sync_fd = -1;

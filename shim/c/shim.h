@@ -52,6 +52,7 @@ int64_t rt_deadlines(int64_t now);
 
 // exec.c: `flotilla-shim exec` (ExecSync without the runtime)
 int exec_main(void);
+int rro_main(int n, char **args);
 
 // loop.c
 const char *setup_loop(void);

@@ -172,6 +172,9 @@ func shimArgs(o SpawnOptions) []string {
 	return args
 }
 
+// FindShim finds flotilla-shim: explicit, next to the executable, PATH.
+func FindShim(explicit string) (string, error) { return shimBinary(explicit) }
+
 // shimBinary finds flotilla-shim: explicit, next to the executable, PATH.
 func shimBinary(explicit string) (string, error) {
 	if explicit != "" {

@@ -238,6 +238,7 @@ func (s *Service) buildSpec(p *sandbox, pod *store.Pod, id string, cfg *runtimea
 		Bounding:    s.Bounding, DefaultCaps: s.Config.DefaultCapabilities,
 		RuntimeDefault: s.seccomp, OOM: s.oom, HostDevices: s.HostDevices, Device: deviceFromPath,
 		AppArmorEnabled: apparmorEnabled(), SELinuxEnabled: selinuxEnabled(),
+		RROHook: s.rroHook(pod.RuntimeHandler),
 	}
 	if podNS.GetNetwork() != runtimeapi.NamespaceMode_NODE {
 		in.HostnameFile = filepath.Join(pod.Dir, "hostname")

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -197,8 +198,8 @@ func TestRuntimeFeatures(t *testing.T) {
 	names := map[string]bool{}
 	for _, h := range st.GetRuntimeHandlers() {
 		names[h.GetName()] = true
-		if h.GetFeatures().GetUserNamespaces() || h.GetFeatures().GetRecursiveReadOnlyMounts() {
-			t.Errorf("handler %q claims %v", h.GetName(), h.GetFeatures())
+		if h.GetFeatures().GetUserNamespaces() || !h.GetFeatures().GetRecursiveReadOnlyMounts() {
+			t.Errorf("handler %q features %v: want recursive read-only mounts (runc) and no user namespaces", h.GetName(), h.GetFeatures())
 		}
 	}
 	for _, h := range append([]string{""}, e.cfg.Handlers()...) {
@@ -222,14 +223,20 @@ func TestRuntimeFeatures(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(host, "run"), []byte("#!/bin/sh\necho ran\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	idmapped := ctrConfig("refused", "true")
+	idmapped.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: host, UidMappings: []*runtimeapi.IDMapping{{HostId: 1000, Length: 1}}}}
+	if _, err := e.svc.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: idmapped, SandboxConfig: pcfg}); !errdefs.IsNotImplemented(err) {
+		t.Errorf("id-mapped mount: %v, want not implemented", err)
+	}
 	for name, m := range map[string]*runtimeapi.Mount{
-		"id-mapped":           {ContainerPath: "/data", HostPath: host, UidMappings: []*runtimeapi.IDMapping{{HostId: 1000, Length: 1}}},
-		"recursive read-only": {ContainerPath: "/data", HostPath: host, Readonly: true, RecursiveReadOnly: true},
+		"writable recursive read-only": {ContainerPath: "/data", HostPath: host, RecursiveReadOnly: true},
+		"recursive read-only with propagation": {ContainerPath: "/data", HostPath: host, Readonly: true, RecursiveReadOnly: true,
+			Propagation: runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER},
 	} {
 		cfg := ctrConfig("refused", "true")
 		cfg.Mounts = []*runtimeapi.Mount{m}
-		if _, err := e.svc.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: cfg, SandboxConfig: pcfg}); !errdefs.IsNotImplemented(err) {
-			t.Errorf("%s mount: %v, want not implemented", name, err)
+		if _, err := e.svc.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: podID, Config: cfg, SandboxConfig: pcfg}); !errdefs.IsInvalidArgument(err) {
+			t.Errorf("%s mount: %v, want invalid argument", name, err)
 		}
 	}
 	bad := ctrConfig("bad-option", "true")
@@ -241,9 +248,21 @@ func TestRuntimeFeatures(t *testing.T) {
 		t.Fatalf("%d containers after refused creates", n)
 	}
 
+	// A mount below the host directory: read-only in a recursive read-only
+	// mount, writable in a plain read-only one.
+	sub := filepath.Join(host, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", sub, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(sub, unix.MNT_DETACH) })
 	cfg := ctrConfig("options", "sleep", "1000")
 	cfg.Mounts = []*runtimeapi.Mount{{ContainerPath: "/noexec", HostPath: host, MountOptions: []string{"noexec", "nosuid", "nodev"}},
-		{ContainerPath: "/exec", HostPath: host}}
+		{ContainerPath: "/exec", HostPath: host},
+		{ContainerPath: "/rro", HostPath: host, Readonly: true, RecursiveReadOnly: true},
+		{ContainerPath: "/ro", HostPath: host, Readonly: true}}
 	id := e.create(podID, pcfg, cfg)
 	e.startCtr(id)
 	if out, code := e.execSync(id, "/exec/run"); code != 0 || out != "ran" {
@@ -254,5 +273,14 @@ func TestRuntimeFeatures(t *testing.T) {
 	}
 	if out, _ := e.execSync(id, "grep", " /noexec ", "/proc/self/mounts"); !strings.Contains(out, "nosuid") || !strings.Contains(out, "nodev") || !strings.Contains(out, "noexec") {
 		t.Errorf("/noexec mounted %q", out)
+	}
+	if _, code := e.execSync(id, "sh", "-c", "echo > /rro/sub/x"); code == 0 {
+		t.Error("a mount below a recursive read-only mount is writable")
+	}
+	if _, code := e.execSync(id, "sh", "-c", "echo > /ro/sub/y"); code != 0 {
+		t.Error("a mount below a plain read-only mount is not writable (the test shows nothing)")
+	}
+	if _, code := e.execSync(id, "sh", "-c", "echo > /rro/z"); code == 0 {
+		t.Error("a recursive read-only mount is writable")
 	}
 }

@@ -2,8 +2,10 @@ package cri
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 
+	shimclient "flotilla.dev/shim/client"
 	"github.com/containerd/errdefs"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -13,9 +15,10 @@ import (
 // pod needing more; a request that needs more anyway (crictl, an older
 // kubelet) is refused, never half done.
 //
-// Not supported: user namespaces (the pod's own, and id-mapped mounts) and
-// recursive read-only mounts, which need runc's "rro" mount option (runc
-// 1.2; Debian 12's runc is 1.1.5).
+// Not supported: user namespaces (the pod's own, and id-mapped mounts).
+// Recursive read-only mounts are, with runc: runc 1.1 has no "rro" mount
+// option, so flotilla-shim makes them read-only as a createContainer hook
+// (shim/c/rro.c), in the container's mount namespace before pivot_root.
 
 // runtimeFeatures are the runtime-wide features of Status.
 func runtimeFeatures() *runtimeapi.RuntimeFeatures {
@@ -31,9 +34,26 @@ func (s *Service) runtimeHandlers() []*runtimeapi.RuntimeHandler {
 	out := make([]*runtimeapi.RuntimeHandler, 0, len(names))
 	for _, n := range names {
 		out = append(out, &runtimeapi.RuntimeHandler{Name: n,
-			Features: &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: false, UserNamespaces: false}})
+			Features: &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: s.rroHook(n) != "", UserNamespaces: false}})
 	}
 	return out
+}
+
+// rroHook is the createContainer hook for recursive read-only mounts of
+// handler's containers (oci.Input.RROHook): the shim, when the runtime is
+// runc (which runs the hook in the container's mount namespace before
+// pivot_root); "" for other runtimes.
+func (s *Service) rroHook(handler string) string {
+	rt, ok := s.Config.Runtime(handler)
+	if !ok || filepath.Base(rt.Path) != "runc" {
+		return ""
+	}
+	s.shimOnce.Do(func() {
+		if p, err := shimclient.FindShim(s.Config.ShimPath); err == nil {
+			s.shimAbs, _ = filepath.Abs(p)
+		}
+	})
+	return s.shimAbs
 }
 
 // mountOptionFlags are the CRI mount_options a bind mount takes.
@@ -54,15 +74,13 @@ func checkUserns(ns *runtimeapi.NamespaceOption) error {
 }
 
 // checkMountFeatures refuses what a mount asks for beyond the supported:
-// id mappings, recursive read-only, unknown mount options.
+// id mappings, unknown mount options.
 func checkMountFeatures(mounts []*runtimeapi.Mount) error {
 	for _, m := range mounts {
 		dst := m.GetContainerPath()
 		switch {
 		case len(m.GetUidMappings()) > 0 || len(m.GetGidMappings()) > 0:
 			return fmt.Errorf("mount %q: id-mapped mounts (user namespaces) are not supported: %w", dst, errdefs.ErrNotImplemented)
-		case m.GetRecursiveReadOnly():
-			return fmt.Errorf("mount %q: recursive read-only mounts are not supported (runc 1.1 has no rro): %w", dst, errdefs.ErrNotImplemented)
 		}
 		for _, o := range m.GetMountOptions() {
 			if !slices.Contains(mountOptionFlags, o) {

@@ -62,6 +62,10 @@ type Service struct {
 
 	streaming *Streaming
 
+	// shimAbs is the shim's absolute path (rroHook), found once.
+	shimOnce sync.Once
+	shimAbs  string
+
 	// bg is the context of background work (exit monitors); cancelled by Close.
 	bg     context.Context
 	cancel context.CancelFunc

@@ -98,6 +98,10 @@ type Input struct {
 	Device          func(hostPath string) (specs.LinuxDevice, error)
 	AppArmorEnabled bool
 	SELinuxEnabled  bool
+	// RROHook is the flotilla-shim binary, run as the createContainer hook
+	// `flotilla-shim rro` that makes recursive read-only mounts so (runc 1.1
+	// has no "rro" option); empty refuses them (Unimplemented).
+	RROHook string
 }
 
 // Default masked and read-only paths (as the kubelet and runc expect).
@@ -425,6 +429,7 @@ func mounts(s *specs.Spec, in Input, privileged bool) error {
 		}
 	}
 	sort.SliceStable(ms[7:], func(i, j int) bool { return ms[7+i].Destination < ms[7+j].Destination })
+	var rro []string
 	for _, m := range cri {
 		dst, src := m.GetContainerPath(), m.GetHostPath()
 		if m.GetImage().GetImage() != "" {
@@ -458,6 +463,13 @@ func mounts(s *specs.Spec, in Input, privileged bool) error {
 			opts = append(opts, "rw")
 		}
 		opts = append(opts, m.GetMountOptions()...) // noexec, nodev, nosuid (sandboxd checks them)
+		if m.GetRecursiveReadOnly() {
+			// As the CRI says: only a read-only mount without propagation.
+			if !m.GetReadonly() || m.GetPropagation() != runtimeapi.MountPropagation_PROPAGATION_PRIVATE {
+				return invalid("mount %s: recursive_read_only needs readonly and PROPAGATION_PRIVATE", dst)
+			}
+			rro = append(rro, path.Clean(dst))
+		}
 		// A CRI mount replaces a default one at the same destination.
 		dst = path.Clean(dst)
 		kept := ms[:0]
@@ -469,6 +481,16 @@ func mounts(s *specs.Spec, in Input, privileged bool) error {
 		ms = append(kept, specs.Mount{Destination: dst, Type: "bind", Source: filepath.Clean(src), Options: opts})
 	}
 	s.Mounts = ms
+	if len(rro) > 0 {
+		if in.RROHook == "" {
+			return fmt.Errorf("recursive read-only mounts %v are not supported by this runtime: %w", rro, errdefs.ErrNotImplemented)
+		}
+		if s.Hooks == nil {
+			s.Hooks = &specs.Hooks{}
+		}
+		s.Hooks.CreateContainer = append(s.Hooks.CreateContainer,
+			specs.Hook{Path: in.RROHook, Args: append([]string{"flotilla-shim", "rro", in.Rootfs}, rro...)})
+	}
 	return nil
 }
 

@@ -3,6 +3,7 @@ package oci
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/containerd/errdefs"
@@ -242,5 +243,32 @@ func TestAppArmor(t *testing.T) {
 	in.Container.Linux.SecurityContext.SelinuxOptions = &runtimeapi.SELinuxOption{Type: "container_t"}
 	if _, err := Build(in); !errors.Is(err, errdefs.ErrFailedPrecondition) {
 		t.Fatalf("selinux without SELinux: %v", err)
+	}
+}
+
+// Recursive read-only mounts become the shim's createContainer hook, or are
+// refused when the runtime has none.
+func TestRecursiveReadOnlyHook(t *testing.T) {
+	in := baseInput()
+	in.Container.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data/", HostPath: "/srv", Readonly: true, RecursiveReadOnly: true},
+		{ContainerPath: "/plain", HostPath: "/srv", Readonly: true}}
+	if _, err := Build(in); !errdefs.IsNotImplemented(err) {
+		t.Errorf("without a hook: %v, want not implemented", err)
+	}
+	in.RROHook = "/usr/bin/flotilla-shim"
+	s, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Hooks == nil || len(s.Hooks.CreateContainer) != 1 {
+		t.Fatalf("hooks %+v", s.Hooks)
+	}
+	h := s.Hooks.CreateContainer[0]
+	if h.Path != "/usr/bin/flotilla-shim" || strings.Join(h.Args, " ") != "flotilla-shim rro /rootfs /data" {
+		t.Errorf("hook %+v", h)
+	}
+	in.Container.Mounts[0].Readonly = false
+	if _, err := Build(in); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("writable recursive read-only: %v, want invalid argument", err)
 	}
 }
