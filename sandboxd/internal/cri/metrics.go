@@ -323,7 +323,9 @@ func v2Metrics(m *metricSet, dir string) {
 		}
 	}
 	if w, err := readUint(filepath.Join(dir, "cpu.weight")); err == nil && w > 0 {
-		m.add("container_spec_cpu_shares", 2+(w-1)*262142/9999) // the inverse of runc's shares → weight
+		// cAdvisor's conversion, the inverse of runc's shares → weight up to
+		// rounding (1024 shares are weight 39, reported as 998).
+		m.add("container_spec_cpu_shares", 2+(w-1)*262142/9999)
 	}
 	limit := func(file string) uint64 { // "max" is unlimited: cgroup v1's number for it
 		v, err := readUint(filepath.Join(dir, file))
