@@ -78,8 +78,7 @@ func checkUserns(ns *runtimeapi.NamespaceOption) error {
 func checkMountFeatures(mounts []*runtimeapi.Mount) error {
 	for _, m := range mounts {
 		dst := m.GetContainerPath()
-		switch {
-		case len(m.GetUidMappings()) > 0 || len(m.GetGidMappings()) > 0:
+		if len(m.GetUidMappings()) > 0 || len(m.GetGidMappings()) > 0 {
 			return fmt.Errorf("mount %q: id-mapped mounts (user namespaces) are not supported: %w", dst, errdefs.ErrNotImplemented)
 		}
 		for _, o := range m.GetMountOptions() {

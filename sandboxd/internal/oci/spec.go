@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -484,6 +485,16 @@ func mounts(s *specs.Spec, in Input, privileged bool) error {
 	if len(rro) > 0 {
 		if in.RROHook == "" {
 			return fmt.Errorf("recursive read-only mounts %v are not supported by this runtime: %w", rro, errdefs.ErrNotImplemented)
+		}
+		// The hook runs after all mounts: one below a recursive read-only
+		// mount would be made read-only with it (runc's own rro applies
+		// before later mounts). A writable one there is refused instead.
+		for _, m := range ms {
+			for _, r := range rro {
+				if m.Destination != r && strings.HasPrefix(m.Destination, r+"/") && !slices.Contains(m.Options, "ro") {
+					return invalid("mount %s is writable below the recursive read-only mount %s", m.Destination, r)
+				}
+			}
 		}
 		if s.Hooks == nil {
 			s.Hooks = &specs.Hooks{}

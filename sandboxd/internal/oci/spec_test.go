@@ -267,6 +267,14 @@ func TestRecursiveReadOnlyHook(t *testing.T) {
 	if h.Path != "/usr/bin/flotilla-shim" || strings.Join(h.Args, " ") != "flotilla-shim rro /rootfs /data" {
 		t.Errorf("hook %+v", h)
 	}
+	in.Container.Mounts = append(in.Container.Mounts, &runtimeapi.Mount{ContainerPath: "/data/cache", HostPath: "/cache"})
+	if _, err := Build(in); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("writable mount below a recursive read-only one: %v, want invalid argument", err)
+	}
+	in.Container.Mounts[2].Readonly = true
+	if _, err := Build(in); err != nil {
+		t.Errorf("read-only mount below a recursive read-only one: %v", err)
+	}
 	in.Container.Mounts[0].Readonly = false
 	if _, err := Build(in); !errdefs.IsInvalidArgument(err) {
 		t.Errorf("writable recursive read-only: %v, want invalid argument", err)
