@@ -130,7 +130,7 @@ func (s *Service) mountImageVolumes(ctx context.Context, ctrID, podID string, cf
 			}
 		}
 		forSpec.Mounts[i] = &runtimeapi.Mount{ContainerPath: m.GetContainerPath(), HostPath: filepath.Clean(src), Readonly: true,
-			Propagation: runtimeapi.MountPropagation_PROPAGATION_PRIVATE}
+			Propagation: runtimeapi.MountPropagation_PROPAGATION_PRIVATE, MountOptions: m.GetMountOptions(), RecursiveReadOnly: m.GetRecursiveReadOnly()}
 		kept.Mounts[i].Image.ImageRef = imageRef(created.GetImage())
 	}
 	return forSpec, kept, nil
