@@ -281,7 +281,7 @@ func (r *Registry) start() error {
 		return err
 	}
 	auth := ""
-	if r.opts.User != "" {
+	if r.opts.User != "" && !r.opts.Token {
 		out, err := exec.Command("htpasswd", "-Bbn", r.opts.User, r.opts.Password).Output()
 		if err != nil {
 			return fmt.Errorf("registry: htpasswd (apache2-utils): %w", err)
