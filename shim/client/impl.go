@@ -53,7 +53,7 @@ func spawn(ctx context.Context, o SpawnOptions) (*Client, error) {
 	if err := validate(&o); err != nil {
 		return nil, fmt.Errorf("spawn shim: %w: %w", errdefs.ErrInvalidArgument, err)
 	}
-	bin, err := shimBinary(o.ShimBinary)
+	bin, err := FindShim(o.ShimBinary)
 	if err != nil {
 		return nil, fmt.Errorf("spawn shim for %s: %w", o.ID, err)
 	}
@@ -173,10 +173,7 @@ func shimArgs(o SpawnOptions) []string {
 }
 
 // FindShim finds flotilla-shim: explicit, next to the executable, PATH.
-func FindShim(explicit string) (string, error) { return shimBinary(explicit) }
-
-// shimBinary finds flotilla-shim: explicit, next to the executable, PATH.
-func shimBinary(explicit string) (string, error) {
+func FindShim(explicit string) (string, error) {
 	if explicit != "" {
 		return explicit, nil
 	}
