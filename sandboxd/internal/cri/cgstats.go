@@ -40,6 +40,7 @@ func (u cgUsage) WorkingSet() uint64 {
 type cgroupRoots struct {
 	unified         bool   // cgroup v2: one hierarchy
 	cpuacct, memory string // v1 hierarchies
+	v1              []cgroupfs.Mount
 }
 
 var (
@@ -57,12 +58,11 @@ func findCgroupRoots() (cgroupRoots, error) {
 			roots = cgroupRoots{unified: true}
 			return
 		}
-		var mounts []cgroupfs.Mount
-		if mounts, rootsErr = cgroupfs.Mounts(); rootsErr != nil {
+		if roots.v1, rootsErr = cgroupfs.Mounts(); rootsErr != nil {
 			return
 		}
-		if roots.cpuacct, rootsErr = v1Mount(mounts, "cpuacct"); rootsErr == nil {
-			roots.memory, rootsErr = v1Mount(mounts, "memory")
+		if roots.cpuacct, rootsErr = v1Mount(roots.v1, "cpuacct"); rootsErr == nil {
+			roots.memory, rootsErr = v1Mount(roots.v1, "memory")
 		}
 	})
 	return roots, rootsErr

@@ -8,10 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"flotilla.dev/lib/cgroupfs"
 	"flotilla.dev/sandboxd/internal/store"
 	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -523,11 +521,6 @@ type cgDirs struct {
 	cpu, cpuacct, memory, blkio, pids, procs string
 }
 
-var (
-	v1MountsOnce sync.Once
-	v1Mounts     []cgroupfs.Mount
-)
-
 func cgroupDirs(path string) (cgDirs, error) {
 	r, err := findCgroupRoots()
 	if err != nil {
@@ -540,9 +533,8 @@ func cgroupDirs(path string) (cgDirs, error) {
 		}
 		return cgDirs{v2: true, cpu: dir, cpuacct: dir, memory: dir, blkio: dir, pids: dir, procs: dir}, nil
 	}
-	v1MountsOnce.Do(func() { v1Mounts, _ = cgroupfs.Mounts() })
 	dir := func(controller string) string {
-		if p, err := v1Mount(v1Mounts, controller); err == nil {
+		if p, err := v1Mount(r.v1, controller); err == nil {
 			return filepath.Join(p, path)
 		}
 		return ""
