@@ -107,12 +107,7 @@ func (s *Service) ListMetricDescriptors(context.Context, *runtimeapi.ListMetricD
 // ListPodSandboxMetrics returns the metrics of every pod and of its running
 // containers.
 func (s *Service) ListPodSandboxMetrics(ctx context.Context, _ *runtimeapi.ListPodSandboxMetricsRequest) (*runtimeapi.ListPodSandboxMetricsResponse, error) {
-	var pods []*sandbox
-	for _, item := range s.listPods(nil) {
-		if p, err := s.lookupPod(item.Id); err == nil {
-			pods = append(pods, p)
-		}
-	}
+	pods := s.podsMatching(nil)
 	wl := s.podWritableLayers(ctx, pods...)
 	var fs fsInfo
 	for _, u := range wl {

@@ -118,18 +118,25 @@ func (s *Service) PodSandboxStats(ctx context.Context, req *runtimeapi.PodSandbo
 // ListPodSandboxStats returns the usage of the pods matching the filter.
 func (s *Service) ListPodSandboxStats(ctx context.Context, req *runtimeapi.ListPodSandboxStatsRequest) (*runtimeapi.ListPodSandboxStatsResponse, error) {
 	f := req.GetFilter()
-	var pods []*sandbox
-	for _, item := range s.listPods(&runtimeapi.PodSandboxFilter{Id: f.GetId(), LabelSelector: f.GetLabelSelector()}) {
-		if p, err := s.lookupPod(item.Id); err == nil {
-			pods = append(pods, p)
-		}
-	}
+	pods := s.podsMatching(&runtimeapi.PodSandboxFilter{Id: f.GetId(), LabelSelector: f.GetLabelSelector()})
 	wl := s.podWritableLayers(ctx, pods...) // one imaged call for all pods
 	resp := &runtimeapi.ListPodSandboxStatsResponse{}
 	for _, p := range pods {
 		resp.Stats = append(resp.Stats, s.podStats(p, wl))
 	}
 	return resp, nil
+}
+
+// podsMatching are the pods the filter lists (nil: all), without those
+// removed meanwhile.
+func (s *Service) podsMatching(f *runtimeapi.PodSandboxFilter) []*sandbox {
+	var pods []*sandbox
+	for _, item := range s.listPods(f) {
+		if p, err := s.lookupPod(item.Id); err == nil {
+			pods = append(pods, p)
+		}
+	}
+	return pods
 }
 
 // podWritableLayers is writableLayers for the containers of pods.
