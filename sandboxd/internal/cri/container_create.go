@@ -103,34 +103,18 @@ func (s *Service) createContainer(ctx context.Context, p *sandbox, cfg *runtimea
 	if s.Rootfs == nil {
 		return nil, fmt.Errorf("container rootfs: imaged is not configured: %w", errdefs.ErrUnavailable)
 	}
-	// One call creates and mounts the container layer.
-	created, err := s.Rootfs.CreateRootfs(ctx, &imagev1.CreateRootfsRequest{ContainerId: id, Image: cfg.GetImage().GetImage(),
-		PodId: pod.ID, Name: cfg.GetMetadata().GetName(), Mount: true})
+	created, rootfs, err := s.createMountedLayer(ctx, &imagev1.CreateRootfsRequest{ContainerId: id, Image: cfg.GetImage().GetImage(),
+		PodId: pod.ID, Name: cfg.GetMetadata().GetName()}, log, &cleanups)
 	if err != nil {
 		return nil, fmt.Errorf("create rootfs from image %q: %w", cfg.GetImage().GetImage(), err)
 	}
 	ph.Mark("create_mount_rootfs")
-	cleanups = append(cleanups, func() {
-		rctx, cancel := timeout(ctx, callTimeout)
-		defer cancel()
-		if _, err := s.Rootfs.RemoveRootfs(rctx, &imagev1.RemoveRootfsRequest{ContainerId: id}); err != nil {
-			log.Warn("remove rootfs after failed create", flog.KeyError, err)
-		}
-	})
-	rootfs := created.GetRootfs().GetMountPoint()
-	if rootfs == "" { // an imaged that predates CreateRootfsRequest.mount
-		mounted, err := s.Rootfs.MountRootfs(ctx, &imagev1.MountRootfsRequest{ContainerId: id})
-		if err != nil {
-			return nil, fmt.Errorf("mount rootfs: %w", err)
-		}
-		rootfs = mounted.GetMountPoint()
-	}
 	img, err := oci.ParseImageConfig(created.GetImage().GetConfigJson())
 	if err != nil {
 		return nil, err
 	}
 	// specCfg has the image volumes as bind mounts, keptCfg their image ids.
-	specCfg, keptCfg, err := s.mountImageVolumes(ctx, id, pod.ID, cfg, &cleanups)
+	specCfg, keptCfg, err := s.mountImageVolumes(ctx, id, pod.ID, cfg, log, &cleanups)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package cri
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -88,7 +89,7 @@ func imageVolumeIndexes(mounts []*runtimeapi.Mount) []int {
 // one to keep, each image volume's image carrying the image id in image_ref
 // (ContainerStatus reports it). Without image volumes both are cfg. Layers
 // made before a failure are in *cleanups.
-func (s *Service) mountImageVolumes(ctx context.Context, ctrID, podID string, cfg *runtimeapi.ContainerConfig, cleanups *[]func()) (forSpec, kept *runtimeapi.ContainerConfig, err error) {
+func (s *Service) mountImageVolumes(ctx context.Context, ctrID, podID string, cfg *runtimeapi.ContainerConfig, log *slog.Logger, cleanups *[]func()) (forSpec, kept *runtimeapi.ContainerConfig, err error) {
 	idx := imageVolumeIndexes(cfg.GetMounts())
 	if len(idx) == 0 {
 		return cfg, cfg, nil
@@ -98,25 +99,10 @@ func (s *Service) mountImageVolumes(ctx context.Context, ctrID, podID string, cf
 	for _, i := range idx {
 		m := cfg.GetMounts()[i]
 		id := volumeRootfsID(ctrID, i)
-		created, err := s.Rootfs.CreateRootfs(ctx, &imagev1.CreateRootfsRequest{ContainerId: id, Image: m.GetImage().GetImage(),
-			PodId: podID, Name: "image volume " + m.GetContainerPath() + " of " + cfg.GetMetadata().GetName(), Mount: true})
+		created, root, err := s.createMountedLayer(ctx, &imagev1.CreateRootfsRequest{ContainerId: id, Image: m.GetImage().GetImage(),
+			PodId: podID, Name: "image volume " + m.GetContainerPath() + " of " + cfg.GetMetadata().GetName()}, log, cleanups)
 		if err != nil {
 			return nil, nil, fmt.Errorf("image volume %q from image %q: %w", m.GetContainerPath(), m.GetImage().GetImage(), err)
-		}
-		*cleanups = append(*cleanups, func() {
-			rctx, cancel := timeout(ctx, callTimeout)
-			defer cancel()
-			if _, err := s.Rootfs.RemoveRootfs(rctx, &imagev1.RemoveRootfsRequest{ContainerId: id}); err != nil {
-				flog.From(ctx).Warn("remove image volume after failed create", flog.KeyContainerID, id, flog.KeyError, err)
-			}
-		})
-		root := created.GetRootfs().GetMountPoint()
-		if root == "" {
-			mounted, err := s.Rootfs.MountRootfs(ctx, &imagev1.MountRootfsRequest{ContainerId: id})
-			if err != nil {
-				return nil, nil, fmt.Errorf("image volume %q: mount: %w", m.GetContainerPath(), err)
-			}
-			root = mounted.GetMountPoint()
 		}
 		src := root
 		if sub := m.GetImageSubPath(); sub != "" {
@@ -134,6 +120,34 @@ func (s *Service) mountImageVolumes(ctx context.Context, ctrID, podID string, cf
 		kept.Mounts[i].Image.ImageRef = imageRef(created.GetImage())
 	}
 	return forSpec, kept, nil
+}
+
+// createMountedLayer creates and mounts a container layer of imaged (a
+// container's rootfs or an image volume) in one call, puts its removal in
+// *cleanups, and returns imaged's answer and the layer's mount point.
+func (s *Service) createMountedLayer(ctx context.Context, req *imagev1.CreateRootfsRequest, log *slog.Logger, cleanups *[]func()) (*imagev1.CreateRootfsResponse, string, error) {
+	req.Mount = true
+	created, err := s.Rootfs.CreateRootfs(ctx, req)
+	if err != nil {
+		return nil, "", err
+	}
+	id := req.GetContainerId()
+	*cleanups = append(*cleanups, func() {
+		rctx, cancel := timeout(ctx, callTimeout)
+		defer cancel()
+		if _, err := s.Rootfs.RemoveRootfs(rctx, &imagev1.RemoveRootfsRequest{ContainerId: id}); err != nil {
+			log.Warn("remove layer after failed create", "layer", id, flog.KeyError, err)
+		}
+	})
+	mountPoint := created.GetRootfs().GetMountPoint()
+	if mountPoint == "" { // an imaged that predates CreateRootfsRequest.mount
+		mounted, err := s.Rootfs.MountRootfs(ctx, &imagev1.MountRootfsRequest{ContainerId: id})
+		if err != nil {
+			return nil, "", fmt.Errorf("mount: %w", err)
+		}
+		mountPoint = mounted.GetMountPoint()
+	}
+	return created, mountPoint, nil
 }
 
 // removeImageVolumes removes the layers of a container's image volumes;
