@@ -65,10 +65,11 @@ func libcSymbols(t *testing.T, dir string) []string {
 	if cc == "" {
 		cc = "cc"
 	}
+	flags := buildFlags(t, dir)
 	undefined, defined := map[string]bool{}, map[string]bool{}
 	for _, src := range srcs {
 		obj := filepath.Join(out, strings.TrimSuffix(filepath.Base(src), ".c")+".o")
-		args := append(buildFlags(t, dir), "-c", "-o", obj, src)
+		args := append(slices.Clip(flags), "-c", "-o", obj, src)
 		if b, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
 			t.Fatalf("%s %s: %v\n%s", cc, strings.Join(args, " "), err, b)
 		}
