@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -65,7 +66,7 @@ func checkImageVolumes(mounts []*runtimeapi.Mount) error {
 			return fmt.Errorf("image volume %q has a host_path too (%q): %w", dst, m.GetHostPath(), errdefs.ErrInvalidArgument)
 		case !path.IsAbs(dst):
 			return fmt.Errorf("image volume container_path %q is not absolute: %w", dst, errdefs.ErrInvalidArgument)
-		case path.IsAbs(sub) || sub == ".." || strings.HasPrefix(sub, "../") || strings.Contains(sub, "/../") || strings.HasSuffix(sub, "/.."):
+		case path.IsAbs(sub) || slices.Contains(strings.Split(sub, "/"), ".."):
 			return fmt.Errorf("image volume %q: image_sub_path %q must be relative and stay in the image: %w", dst, sub, errdefs.ErrInvalidArgument)
 		}
 	}
